@@ -1,0 +1,3 @@
+from opsbackup.cli import entry_point
+
+entry_point()

@@ -1,0 +1,1 @@
+"""One module per command; each exports ``command`` and is listed in ``opsbackup.cli.COMMANDS``."""

@@ -1,0 +1,68 @@
+"""The application's view of the one error hierarchy (defined in :mod:`formats.errors`).
+
+Import errors from here in application code. :func:`exit_code_for` is the one place where an
+exception becomes a process exit code; ``docs/exit-codes.md`` documents every code.
+"""
+
+from __future__ import annotations
+
+from formats.errors import (
+    EXIT_OK,
+    EXIT_WARNINGS,
+    AlreadyRunningError,
+    ConfigError,
+    FormatError,
+    IntegrityError,
+    KeyError_,
+    KeyPermissionError,
+    LocalIOError,
+    NonceLimitError,
+    NotFoundError,
+    OpsbackupError,
+    RollbackError,
+    ServerRefusedError,
+    TransportError,
+    UsageError,
+    WrongKeyError,
+    WrongPassphraseError,
+    WrongRoleError,
+)
+
+__all__ = [
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_WARNINGS",
+    "AlreadyRunningError",
+    "ConfigError",
+    "FormatError",
+    "IntegrityError",
+    "KeyError_",
+    "KeyPermissionError",
+    "LocalIOError",
+    "NonceLimitError",
+    "NotFoundError",
+    "OpsbackupError",
+    "RollbackError",
+    "ServerRefusedError",
+    "TransportError",
+    "UsageError",
+    "WrongKeyError",
+    "WrongPassphraseError",
+    "WrongRoleError",
+    "exit_code_for",
+]
+
+#: A bug in opsbackup: the traceback is printed, because no user input should ever cause it.
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, OpsbackupError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, OSError):
+        return LocalIOError.exit_code
+    return EXIT_INTERNAL
