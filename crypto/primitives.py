@@ -77,9 +77,9 @@ def hkdf_sha256(key: bytes, label: bytes, length: int = KEY_SIZE) -> bytes:
     """HKDF-SHA256 (RFC 5869), no salt, ``info = "opsbackup/v1/" || label``."""
     if not label:
         raise ValueError("every HKDF subkey needs its own label")
-    return HKDF(
-        algorithm=hashes.SHA256(), length=length, salt=None, info=HKDF_LABEL_PREFIX + label
-    ).derive(key)
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=HKDF_LABEL_PREFIX + label).derive(
+        key
+    )
 
 
 def aes_gcm_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
@@ -96,7 +96,9 @@ def aes_gcm_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> 
     try:
         return AESGCM(key).decrypt(nonce, ciphertext, aad)
     except InvalidTag:
-        raise IntegrityError("authentication failed: encrypted data was altered or the key is wrong") from None
+        raise IntegrityError(
+            "authentication failed: encrypted data was altered or the key is wrong"
+        ) from None
 
 
 def public_key_der(key: rsa.RSAPublicKey) -> bytes:

@@ -16,7 +16,7 @@ __all__ = [
     "ConfigError",
     "FormatError",
     "IntegrityError",
-    "KeyError_",
+    "KeyUnusableError",
     "KeyPermissionError",
     "LocalIOError",
     "NonceLimitError",
@@ -83,25 +83,25 @@ class FormatError(OpsbackupError):
     exit_code = 11
 
 
-class KeyError_(OpsbackupError):  # noqa: N801 - the trailing underscore avoids shadowing KeyError
+class KeyUnusableError(OpsbackupError):
     """A key cannot be used: wrong passphrase, wrong role, unsafe file permissions, unknown key."""
 
     exit_code = 12
 
 
-class WrongPassphraseError(KeyError_):
+class WrongPassphraseError(KeyUnusableError):
     """The passphrase does not open the key file."""
 
 
-class WrongRoleError(KeyError_):
+class WrongRoleError(KeyUnusableError):
     """A key of one role was given where another role is needed."""
 
 
-class WrongKeyError(KeyError_):
+class WrongKeyError(KeyUnusableError):
     """The key is valid but is not one the object was made for (not a recipient, unknown signer)."""
 
 
-class KeyPermissionError(KeyError_):
+class KeyPermissionError(KeyUnusableError):
     """A private key file is readable by group or others."""
 
 

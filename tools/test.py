@@ -40,7 +40,7 @@ def install_system_tools() -> None:
 
 
 def main() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before anything is installed
         sys.exit("tools/test.py: opsbackup needs Python 3.11 or newer")
     install_system_tools()
     if not (BIN / "python").exists():

@@ -44,12 +44,16 @@ def test_failure_mid_write_leaves_target_untouched_and_no_temp(tmp_path: Path) -
     target = tmp_path / "f"
     target.write_bytes(b"intact")
 
-    class Boom(Exception):
+    class BoomError(Exception):
         pass
 
-    with pytest.raises(Boom), atomic_writer(target) as f:
-        f.write(b"partial")
-        raise Boom
+    def write_then_fail() -> None:
+        with atomic_writer(target) as f:
+            f.write(b"partial")
+            raise BoomError
+
+    with pytest.raises(BoomError):
+        write_then_fail()
     assert target.read_bytes() == b"intact"
     assert _leftovers(tmp_path) == []
 
