@@ -1,0 +1,3 @@
+def cut(
+    table: bytes, data: bytes | memoryview, min_size: int, avg_bits: int, max_size: int, eof: int, /
+) -> int: ...
