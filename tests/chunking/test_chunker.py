@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opsbackup.chunking import Chunker, ChunkerParams, gear_table, native_available
+from tests.conftest import load_vectors
 
 SMALL = ChunkerParams(min_size=256, avg_bits=10, max_size=4096)
 TABLE = gear_table(b"\x01" * 32)
@@ -84,3 +86,26 @@ def test_bad_params_refused(min_size: int, avg_bits: int, max_size: int) -> None
 def test_bad_table_refused() -> None:
     with pytest.raises(ValueError, match="2048"):
         Chunker(b"short")
+
+
+def _sha256_stream(n: int) -> bytes:
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(i.to_bytes(8, "big")).digest()
+        i += 1
+    return bytes(out[:n])
+
+
+def test_golden_vectors_boundaries_are_stable() -> None:
+    # Changing the chunker changes every chunk id and breaks deduplication with earlier backups:
+    # these lengths must never change within format version 1.
+    vec = load_vectors("chunker")
+    table = gear_table(bytes.fromhex(vec["chunker_key"]))
+    assert hashlib.sha256(table).hexdigest() == vec["gear_table_sha256"]
+    for case in vec["cases"]:
+        params = ChunkerParams(case["min_size"], case["avg_bits"], case["max_size"])
+        data = _sha256_stream(case["size"])
+        for native in (True, False) if case["size"] < 100_000 else (True,):
+            lengths = [len(c) for c in Chunker(table, params, native=native).chunks(io.BytesIO(data))]
+            assert lengths == case["chunk_lengths"], (case["name"], native)
