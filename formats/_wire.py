@@ -31,6 +31,11 @@ class Reader:
         self._what = what
 
     @property
+    def what(self) -> str:
+        """The name of the object being decoded, for error messages."""
+        return self._what
+
+    @property
     def offset(self) -> int:
         return self._pos
 
@@ -99,18 +104,19 @@ class Reader:
     def finish(self) -> None:
         """Every byte must have been consumed: trailing bytes are an error."""
         if self.remaining:
-            raise self.error(f"{self.remaining} trailing bytes")
+            n = self.remaining
+            raise self.error(f"{n} trailing byte{'s' if n != 1 else ''}")
 
 
 def expect_header(r: Reader, magic: bytes, versions: tuple[int, ...]) -> int:
     """Check the magic, then a u16 version among ``versions``; returns the version."""
     got = r.take(len(magic)) if r.remaining >= len(magic) else None
     if got != magic:
-        raise FormatError(f"{r._what} is not recognised: wrong magic bytes (expected {magic!r})")
+        raise FormatError(f"{r.what} is not recognised: wrong magic bytes (expected {magic!r})")
     version = r.u16()
     if version not in versions:
         raise FormatError(
-            f"{r._what} has unsupported format version {version} (this opsbackup reads "
+            f"{r.what} has unsupported format version {version} (this opsbackup reads "
             f"{', '.join(map(str, versions))}); upgrade opsbackup"
         )
     return version
@@ -132,19 +138,19 @@ class Writer:
         return self.raw(magic).u16(version)
 
     def u8(self, v: int) -> Writer:
-        self._parts.append(_U8.pack(v))
+        self._parts.append(_U8.pack(_fits(v, 0xFF)))
         return self
 
     def u16(self, v: int) -> Writer:
-        self._parts.append(_U16.pack(v))
+        self._parts.append(_U16.pack(_fits(v, 0xFFFF)))
         return self
 
     def u32(self, v: int) -> Writer:
-        self._parts.append(_U32.pack(v))
+        self._parts.append(_U32.pack(_fits(v, 0xFFFFFFFF)))
         return self
 
     def u64(self, v: int) -> Writer:
-        self._parts.append(_U64.pack(v))
+        self._parts.append(_U64.pack(_fits(v, 0xFFFFFFFFFFFFFFFF)))
         return self
 
     def bytes8(self, data: bytes) -> Writer:
@@ -170,6 +176,6 @@ class Writer:
 
 
 def _fits(n: int, limit: int) -> int:
-    if n > limit:
-        raise ValueError(f"length {n} does not fit its field (max {limit})")
+    if not 0 <= n <= limit:
+        raise ValueError(f"value {n} does not fit its field (0 to {limit})")
     return n

@@ -20,9 +20,11 @@ every role, and that the chain of previous hashes holds are checked in ``crypto`
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from formats._wire import Reader, Writer, expect_header
@@ -55,17 +57,19 @@ ACCOUNT_ID_SIZE = 16
 HASH_SIZE = 32  # key ids, hashes, commitments, object ids and object names
 #: The previous-manifest hash of a host's first backup.
 FIRST_PREVIOUS = bytes(HASH_SIZE)
-HOST_NAME_MAX = 253  # the longest DNS name
+#: One DNS label; the same rule as the storage server's host label (opsbackup/server/common.py).
+HOST_NAME_MAX = 63
 TAG_MAX = 64
 MAX_TAGS = 16
 MAX_WRAPPED_KEYS = 64
-MAX_WRAPPED_KEY_SIZE = 4096
+#: An OpenPGP wrapped-key record (formats/wrapped_key.py) is up to 4096 bytes plus its header.
+MAX_WRAPPED_KEY_SIZE = 8192
 #: 2^22 objects: 160 MiB of object list, inside the signed envelope's 256 MiB body limit.
 MAX_OBJECTS = 1 << 22
 _OBJECT_ENTRY_SIZE = HASH_SIZE + 8
 _U64_MAX = (1 << 64) - 1
 
-_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_HOST_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _TAG = re.compile(r"[A-Za-z0-9._:=@+-]+")
 
 
@@ -130,7 +134,7 @@ def object_list_hash(objects: Sequence[StoredObject]) -> bytes:
 def _check_host_name(name: str) -> None:
     if not 1 <= len(name.encode("utf-8")) <= HOST_NAME_MAX or not _HOST_NAME.fullmatch(name):
         raise ValueError(
-            f"host name must be 1 to {HOST_NAME_MAX} of A-Z a-z 0-9 . _ - starting with a letter or digit"
+            f"host name must be 1 to {HOST_NAME_MAX} of a-z 0-9 . _ - starting with a letter or digit"
         )
 
 
@@ -165,7 +169,7 @@ def _check_objects(objects: Sequence[StoredObject], tree_root_pack: bytes) -> No
 
 
 def _check_strictly_sorted(items: Sequence[bytes], what: str) -> None:
-    for prev, cur in zip(items, items[1:], strict=False):
+    for prev, cur in itertools.pairwise(items):
         if cur == prev:
             raise ValueError(f"{what} hold a duplicate entry")
         if cur < prev:
@@ -173,14 +177,8 @@ def _check_strictly_sorted(items: Sequence[bytes], what: str) -> None:
 
 
 def _contains_sorted(names: Sequence[bytes], name: bytes) -> bool:
-    lo, hi = 0, len(names)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if names[mid] < name:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < len(names) and names[lo] == name
+    i = bisect.bisect_left(names, name)
+    return i < len(names) and names[i] == name
 
 
 def _check_u64(value: int, what: str) -> None:
@@ -230,10 +228,10 @@ def encode(m: Manifest) -> bytes:
     return w.raw(object_list).raw(hashlib.sha256(object_list).digest()).getvalue()
 
 
-def _checked(r: Reader, check: object, *args: object) -> None:
+def _checked(r: Reader, check: Callable[..., None], *args: object) -> None:
     """Run a shared field check; its ValueError becomes a FormatError naming the offset."""
     try:
-        check(*args)  # type: ignore[operator]
+        check(*args)
     except ValueError as exc:
         raise r.error(str(exc)) from None
 
