@@ -85,9 +85,7 @@ def select_record(records: Iterable[WrappedKey], key_id: bytes, *, role: Role) -
     return found[0]
 
 
-def unwrap_key(
-    record: WrappedKey, private_key: rsa.RSAPrivateKey, *, role: Role, backup_id: bytes
-) -> bytes:
+def unwrap_key(record: WrappedKey, private_key: rsa.RSAPrivateKey, *, role: Role, backup_id: bytes) -> bytes:
     """Unwrap ``record`` with ``private_key``, expecting ``role`` and ``backup_id``; 32 bytes.
 
     Checks first, in this order, that the record is an RSA record of ``role`` for ``backup_id``

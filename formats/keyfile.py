@@ -186,7 +186,9 @@ def decode(data: bytes, what: str = "key file") -> KeyFile:
     r.finish()
     if hashlib.sha256(bytes(data[:end])).digest() != checksum:
         raise FormatError(f"{what} is corrupt: checksum mismatch (the file was damaged or truncated)")
-    kf = KeyFile(role=role, label=label, public_der=public_der, kdf=kdf, params=params, nonce=nonce, secret=secret)
+    kf = KeyFile(
+        role=role, label=label, public_der=public_der, kdf=kdf, params=params, nonce=nonce, secret=secret
+    )
     problem = _problem(kf)
     if problem is not None:
         raise FormatError(f"{what} is corrupt: {problem}")

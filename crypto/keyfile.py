@@ -1,0 +1,307 @@
+"""Make, save, load and re-protect key files (format: :mod:`formats.keyfile`).
+
+A key file holds one RSA private key or the 32-byte dedup secret. With a passphrase the secret is
+sealed with AES-256-GCM under ``Argon2id(NFC(passphrase) as UTF-8, salt, params)``, the AAD being
+every byte before the nonce. Without one (KDF none, allowed for host keys and the dedup secret
+only) the secret is stored in the clear and the file mode 0600 is its only protection. Files are
+written atomically with mode 0600 and never replace an existing key unless asked to. Loading
+refuses a file that group or others can access.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from crypto.atomic_file import write_atomic
+from crypto.primitives import (
+    GCM_NONCE_SIZE,
+    KEY_SIZE,
+    aes_gcm_decrypt,
+    aes_gcm_encrypt,
+    public_key_der,
+    public_key_id,
+    random_bytes,
+)
+from crypto.private import generate_rsa_key
+from formats import keyfile as fmt
+from formats.errors import (
+    FormatError,
+    IntegrityError,
+    KeyPermissionError,
+    LocalIOError,
+    NotFoundError,
+    UsageError,
+    WrongPassphraseError,
+    WrongRoleError,
+)
+from formats.roles import KEY_BITS, Role
+
+__all__ = [
+    "DEFAULT_PARAMS",
+    "MAX_KEY_FILE",
+    "TEST_PARAMS",
+    "KdfCost",
+    "PrivateKey",
+    "PublicKeyInfo",
+    "change_passphrase",
+    "export_public_pem",
+    "generate_key",
+    "import_public_pem",
+    "load_key",
+    "load_public",
+    "save_key",
+]
+
+#: A key file larger than this is not read (the largest real one is under 3 KiB).
+MAX_KEY_FILE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class KdfCost:
+    """Argon2id cost: memory in KiB, iterations (passes) and lanes (parallelism)."""
+
+    memory_kib: int
+    iterations: int
+    lanes: int
+
+
+#: RFC 9106 section 4, second recommended option: 64 MiB, 3 passes, 4 lanes.
+DEFAULT_PARAMS = KdfCost(memory_kib=65536, iterations=3, lanes=4)
+#: The cheapest parameters a key file may carry; for tests only.
+TEST_PARAMS = KdfCost(memory_kib=fmt.MIN_MEMORY_KIB, iterations=1, lanes=1)
+
+
+@dataclass(frozen=True, repr=False)
+class PrivateKey:
+    """The secret of a key file: an RSA private key, or (role dedup) the 32-byte dedup secret."""
+
+    role: Role
+    label: str
+    rsa_key: rsa.RSAPrivateKey | None = None
+    dedup_secret: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"PrivateKey(role={self.role.label}, label={self.label!r})"
+
+    @property
+    def private_key(self) -> rsa.RSAPrivateKey:
+        """The RSA private key; :class:`WrongRoleError` for the dedup secret."""
+        if self.rsa_key is None:
+            raise WrongRoleError(f"key {self.label!r} is the dedup secret, not an RSA key")
+        return self.rsa_key
+
+    @property
+    def secret(self) -> bytes:
+        """The dedup secret; :class:`WrongRoleError` for an RSA key."""
+        if self.dedup_secret is None:
+            raise WrongRoleError(f"key {self.label!r} holds a {self.role.label} key, not the dedup secret")
+        return self.dedup_secret
+
+    @property
+    def key_id(self) -> bytes | None:
+        """SHA-256 of the DER public key; ``None`` for the dedup secret."""
+        return None if self.rsa_key is None else public_key_id(self.rsa_key.public_key())
+
+
+@dataclass(frozen=True)
+class PublicKeyInfo:
+    """The clear half of a key file: readable without the passphrase, and not authenticated by it."""
+
+    role: Role
+    label: str
+    public_key: rsa.RSAPublicKey
+
+    @property
+    def key_id(self) -> bytes:
+        return public_key_id(self.public_key)
+
+
+def generate_key(role: Role, *, label: str) -> PrivateKey:
+    """A fresh key of ``role`` from the OS CSPRNG: RSA of the role's size, or 32 random bytes."""
+    if role is Role.DEDUP:
+        return PrivateKey(role=role, label=label, dedup_secret=random_bytes(KEY_SIZE))
+    return PrivateKey(role=role, label=label, rsa_key=generate_rsa_key(KEY_BITS[role]))
+
+
+def _derive(passphrase: str, params: fmt.Argon2Params) -> bytes:
+    if not passphrase:
+        raise UsageError("an empty passphrase is not allowed; omit it only for host keys")
+    kdf = Argon2id(
+        salt=params.salt,
+        length=KEY_SIZE,
+        iterations=params.iterations,
+        lanes=params.lanes,
+        memory_cost=params.memory_kib,
+    )
+    return kdf.derive(unicodedata.normalize("NFC", passphrase).encode("utf-8"))
+
+
+def _encode(key: PrivateKey, passphrase: str | None, cost: KdfCost) -> bytes:
+    if (key.role is Role.DEDUP) != (key.rsa_key is None):
+        raise WrongRoleError(f"a {key.role.label} key file cannot hold this kind of key")
+    if key.rsa_key is not None:
+        if key.rsa_key.key_size != KEY_BITS[key.role]:
+            raise WrongRoleError(f"a {key.role.label} key must be RSA-{KEY_BITS[key.role]}")
+        secret = key.rsa_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        public = public_key_der(key.rsa_key.public_key())
+    else:
+        secret, public = key.secret, b""
+    if passphrase is None:
+        if key.role not in fmt.UNPROTECTED_ROLES:
+            raise UsageError(
+                f"a {key.role.label} key must be protected by a passphrase; "
+                "only host keys and the dedup secret may be stored without one"
+            )
+        kf = fmt.KeyFile(key.role, key.label, public, fmt.Kdf.NONE, None, b"", secret)
+        return fmt.encode(kf)
+    params = fmt.Argon2Params(cost.memory_kib, cost.iterations, cost.lanes, random_bytes(fmt.SALT_SIZE))
+    if params.problem() is not None:
+        raise ValueError(params.problem())
+    nonce = random_bytes(GCM_NONCE_SIZE)
+    unsealed = fmt.KeyFile(key.role, key.label, public, fmt.Kdf.ARGON2ID, params, nonce, b"")
+    sealed = aes_gcm_encrypt(_derive(passphrase, params), nonce, secret, fmt.sealing_aad(unsealed))
+    return fmt.encode(fmt.KeyFile(key.role, key.label, public, fmt.Kdf.ARGON2ID, params, nonce, sealed))
+
+
+def save_key(
+    path: Path,
+    key: PrivateKey,
+    passphrase: str | None,
+    *,
+    cost: KdfCost = DEFAULT_PARAMS,
+    overwrite: bool = False,
+) -> None:
+    """Write ``key`` to ``path`` atomically, mode 0600; refuse to replace an existing file.
+
+    ``passphrase=None`` stores the secret in the clear (KDF none), for host keys and the dedup
+    secret only. An existing ``path`` raises :class:`LocalIOError` unless ``overwrite``.
+    """
+    data = _encode(key, passphrase, cost)
+    try:
+        write_atomic(Path(path), data, 0o600, overwrite=overwrite)
+    except FileExistsError:
+        raise LocalIOError(
+            f"key file {path} already exists: refusing to overwrite a key; move it away first"
+        ) from None
+    except OSError as exc:
+        raise LocalIOError(f"cannot write key file {path}: {exc.strerror or exc}") from None
+
+
+def _read(path: Path, *, check_mode: bool) -> fmt.KeyFile:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise NotFoundError(f"key file {path} does not exist") from None
+    except OSError as exc:
+        raise LocalIOError(f"cannot read key file {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise LocalIOError(f"key file {path} is not a regular file")
+        if check_mode and st.st_mode & 0o077:
+            raise KeyPermissionError(
+                f"key file {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
+                f"run `chmod 600 {path}`"
+            )
+        data = f.read(MAX_KEY_FILE + 1)
+    if len(data) > MAX_KEY_FILE:
+        raise FormatError(f"key file {path} is too large to be a key file")
+    return fmt.decode(data, f"key file {path}")
+
+
+def _check_role(kf: fmt.KeyFile, path: Path, expect_role: Role | None) -> None:
+    if expect_role is not None and kf.role is not expect_role:
+        raise WrongRoleError(
+            f"key file {path} holds a {kf.role.label} key; a {expect_role.label} key is needed"
+        )
+
+
+def _public_key(der: bytes, role: Role, path: Path) -> rsa.RSAPublicKey:
+    try:
+        key = serialization.load_der_public_key(der)
+    except (ValueError, UnsupportedAlgorithm):
+        raise FormatError(f"key file {path} is corrupt: its public key cannot be parsed") from None
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size != KEY_BITS[role]:
+        raise FormatError(f"key file {path} is corrupt: a {role.label} key must be RSA-{KEY_BITS[role]}")
+    return key
+
+
+def load_key(path: Path, passphrase: str | None, *, expect_role: Role | None = None) -> PrivateKey:
+    """Open a key file. ``passphrase`` is ignored for a KDF-none file.
+
+    Raises :class:`KeyPermissionError` (group/other access), :class:`WrongRoleError`,
+    :class:`WrongPassphraseError`, :class:`FormatError` (truncated or corrupt),
+    :class:`NotFoundError` or :class:`LocalIOError`.
+    """
+    path = Path(path)
+    kf = _read(path, check_mode=True)
+    _check_role(kf, path, expect_role)
+    if kf.kdf is fmt.Kdf.NONE:
+        secret = kf.secret
+    else:
+        assert kf.params is not None
+        if passphrase is None:
+            raise WrongPassphraseError(f"key file {path} is protected by a passphrase, and none was given")
+        try:
+            secret = aes_gcm_decrypt(_derive(passphrase, kf.params), kf.nonce, kf.secret, fmt.sealing_aad(kf))
+        except IntegrityError:
+            raise WrongPassphraseError(f"wrong passphrase for key file {path}") from None
+    if kf.role is Role.DEDUP:
+        return PrivateKey(role=kf.role, label=kf.label, dedup_secret=secret)
+    try:
+        key = serialization.load_der_private_key(secret, password=None)
+    except (ValueError, UnsupportedAlgorithm):
+        raise FormatError(f"key file {path} is corrupt: its private key cannot be parsed") from None
+    if not isinstance(key, rsa.RSAPrivateKey) or public_key_der(key.public_key()) != kf.public_der:
+        raise FormatError(f"key file {path} is corrupt: its private key does not match its public key")
+    _public_key(kf.public_der, kf.role, path)
+    return PrivateKey(role=kf.role, label=kf.label, rsa_key=key)
+
+
+def load_public(path: Path, *, expect_role: Role | None = None) -> PublicKeyInfo:
+    """Read the public half of an RSA key file without the passphrase (no permission check)."""
+    path = Path(path)
+    kf = _read(path, check_mode=False)
+    _check_role(kf, path, expect_role)
+    if kf.role is Role.DEDUP:
+        raise WrongRoleError(f"key file {path} holds the dedup secret, which has no public key")
+    return PublicKeyInfo(role=kf.role, label=kf.label, public_key=_public_key(kf.public_der, kf.role, path))
+
+
+def change_passphrase(
+    path: Path, old: str | None, new: str | None, *, cost: KdfCost = DEFAULT_PARAMS
+) -> None:
+    """Re-seal the key file at ``path`` under ``new`` (fresh salt and nonce), replacing it atomically."""
+    key = load_key(path, old)
+    data = _encode(key, new, cost)
+    try:
+        write_atomic(Path(path), data, 0o600, overwrite=True)
+    except OSError as exc:
+        raise LocalIOError(f"cannot write key file {path}: {exc.strerror or exc}") from None
+
+
+def export_public_pem(key: rsa.RSAPublicKey) -> bytes:
+    """The public key as PEM (SubjectPublicKeyInfo), for sharing and for OpenSSL."""
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def import_public_pem(data: bytes) -> rsa.RSAPublicKey:
+    """Parse a PEM public key; anything but an RSA-3072 or RSA-4096 key is a ``FormatError``."""
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        raise FormatError("not a PEM public key") from None
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size not in (3072, 4096):
+        raise FormatError("the PEM public key is not an RSA-3072 or RSA-4096 key")
+    return key
