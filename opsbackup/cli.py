@@ -19,7 +19,17 @@ from opsbackup.errors import EXIT_INTERNAL, OpsbackupError, exit_code_for
 __all__ = ["cli", "main"]
 
 #: (group path, module name) of every command; a group path of () is the top level.
-COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = ()
+COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("server",), "server_run"),
+    (("server",), "server_init"),
+    (("server",), "server_renew_cert"),
+    (("server", "account"), "server_account_add"),
+    (("server", "account"), "server_account_list"),
+    (("server", "credential"), "server_credential_issue"),
+    (("server", "credential"), "server_credential_revoke"),
+    (("server", "credential"), "server_credential_list"),
+    (("server", "audit"), "server_audit_verify"),
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

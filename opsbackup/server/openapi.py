@@ -1,0 +1,199 @@
+"""The OpenAPI 3.1 document of the storage server's API, served at ``GET /v1/openapi.json``.
+
+Kept by hand, next to docs/api.md (the prose reference); a test checks that every route of the
+app appears here. Built with small helpers so that each operation reads as one line of facts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["OPENAPI"]
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_BYTES = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+_HEX64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _op(
+    summary: str,
+    scopes: str,
+    ok: dict[str, Any],
+    errors: dict[str, str],
+    *,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    public: bool = False,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = dict(ok)
+    if not public:
+        errors = {"401": "missing, malformed, unknown or revoked credential", **errors}
+    for code, text in errors.items():
+        responses[code] = {"description": text, "content": _json(_ERROR)}
+    op: dict[str, Any] = {
+        "summary": summary,
+        "description": f"Credential scopes: {scopes}.",
+        "responses": responses,
+    }
+    if public:
+        op["security"] = []
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": body}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _path_param(name: str, pattern: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": pattern}}
+
+
+_NAME = _path_param("name", "^[0-9a-f]{64}$")
+_HOST = _path_param("host", "^[a-z0-9][a-z0-9._-]{0,62}$")
+_BACKUP = _path_param("backup_id", "^[0-9a-f]{32}$")
+_CREATED = {"type": "object", "properties": {"created": {"type": "boolean"}}}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "opsbackup storage server",
+        "version": "1",
+        "description": "See docs/api.md. Every request, allowed or refused, is in the audit log.",
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {"type": "string"}},
+            }
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/openapi.json": {
+            "get": _op("This document", "none", {"200": {"description": "OpenAPI 3.1"}}, {}, public=True)
+        },
+        "/v1/objects/{name}": {
+            "put": _op(
+                "Upload an object whose name is the SHA-256 of its bytes (create-only, idempotent)",
+                "host, admin",
+                {
+                    "201": {"description": "stored", "content": _json(_CREATED)},
+                    "200": {"description": "already present; nothing changed", "content": _json(_CREATED)},
+                },
+                {
+                    "400": "invalid object name, or the body does not hash to the name",
+                    "403": "the credential's scope may not upload",
+                    "413": "body larger than the server's object size limit",
+                },
+                body=_BYTES,
+                params=[_NAME],
+            ),
+            "get": _op(
+                "Download an object, or one byte range of it (Range: bytes=START-END)",
+                "host, restore, admin",
+                {
+                    "200": {"description": "the object", "content": _BYTES},
+                    "206": {"description": "the requested range", "content": _BYTES},
+                },
+                {
+                    "400": "invalid object name or malformed Range",
+                    "403": "scope not allowed",
+                    "404": "no such object",
+                    "416": "range starts past the end",
+                },
+                params=[_NAME],
+            ),
+            "head": _op(
+                "Size of an object (Content-Length) without its bytes",
+                "host, restore, admin",
+                {"200": {"description": "present"}},
+                {"400": "invalid object name", "403": "scope not allowed", "404": "no such object"},
+                params=[_NAME],
+            ),
+        },
+        "/v1/objects/query": {
+            "post": _op(
+                "Which of these objects does the account have? (at most 10000 names)",
+                "host, restore, admin",
+                {
+                    "200": {
+                        "description": "the subset present, sorted",
+                        "content": _json({"type": "object", "properties": {"present": {"items": _HEX64}}}),
+                    }
+                },
+                {"400": "malformed body or name", "403": "scope not allowed", "413": "too many names"},
+                body=_json({"type": "object", "properties": {"names": {"type": "array", "items": _HEX64}}}),
+            )
+        },
+        "/v1/manifests": {
+            "get": _op(
+                "List manifests (optionally ?host=HOST)",
+                "host, restore, admin",
+                {"200": {"description": '{"manifests": [{"host", "backup_id"}]}'}},
+                {"400": "invalid host", "403": "scope not allowed"},
+            )
+        },
+        "/v1/manifests/{host}/{backup_id}": {
+            "put": _op(
+                "Upload a signed manifest (create-only; verified against the keyring's host keys)",
+                "host, admin",
+                {"201": {"description": "stored"}, "200": {"description": "identical manifest present"}},
+                {
+                    "400": "invalid host or backup id, not a signed manifest, or a bad signature",
+                    "403": "scope not allowed, or signer is not a current host key",
+                    "409": "another manifest exists under this id, or the account has no keyring",
+                    "413": "manifest too large",
+                },
+                body=_BYTES,
+                params=[_HOST, _BACKUP],
+            ),
+            "get": _op(
+                "Download a manifest",
+                "host, restore, admin",
+                {"200": {"description": "the signed manifest", "content": _BYTES}},
+                {"400": "invalid host or backup id", "403": "scope not allowed", "404": "no such manifest"},
+                params=[_HOST, _BACKUP],
+            ),
+        },
+        "/v1/keyring": {
+            "get": _op(
+                "The account's newest root-signed keyring (header X-Opsbackup-Keyring-Version)",
+                "host, restore, admin",
+                {"200": {"description": "the signed keyring", "content": _BYTES}},
+                {"404": "the account has no keyring yet"},
+            ),
+            "put": _op(
+                "Upload a new keyring version, signed by the account's root key",
+                "admin",
+                {"201": {"description": "stored"}, "200": {"description": "identical keyring present"}},
+                {
+                    "400": "not signed by the account's root key, malformed, or for another account",
+                    "403": "scope not allowed",
+                    "409": "rollback (older version) or another keyring with the same version",
+                    "413": "keyring too large",
+                },
+                body=_BYTES,
+            ),
+        },
+        "/v1/delete": {
+            "post": _op(
+                "Delete objects and manifests named by a request signed with a deletion key",
+                "host, restore, admin (the signature authorises, not the scope)",
+                {"200": {"description": '{"deleted_objects", "deleted_manifests", "missing"}'}},
+                {
+                    "400": "not a signed delete request, or a malformed body",
+                    "403": "unsigned by a deletion key, bad signature, other account, stale, or replayed",
+                    "413": "request too large",
+                },
+                body=_BYTES,
+            )
+        },
+    },
+}

@@ -1,0 +1,171 @@
+"""Generate tests/vectors/audit.json and tests/vectors/delete_request.json (deterministic).
+
+Run: ``python -m tests.vectors.make_server_vectors``. Good vectors list the fields and the exact
+bytes; bad vectors name the error class decoding must raise and a fragment of its message.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from formats import audit, delete_request
+from formats.audit import AuditEntry, Outcome
+from formats.delete_request import DeleteRequest, ManifestId
+
+HERE = Path(__file__).parent
+
+
+def _entry(seq: int, previous: bytes, **kw: Any) -> AuditEntry:
+    fields: dict[str, Any] = {
+        "sequence": seq,
+        "time_us": 1_700_000_000_000_000 + seq,
+        "previous": previous,
+        "account_id": bytes(range(16)),
+        "credential_id": bytes.fromhex("0123456789abcdef"),
+        "remote": "127.0.0.1:50000",
+        "method": "PUT",
+        "path": "/v1/objects/" + "ab" * 32,
+        "status": 201,
+        "outcome": Outcome.ALLOWED,
+        "reason": "ok",
+    }
+    fields.update(kw)
+    return AuditEntry(**fields)
+
+
+def _audit_fields(e: AuditEntry) -> dict[str, Any]:
+    return {
+        "sequence": e.sequence,
+        "time_us": e.time_us,
+        "previous": e.previous.hex(),
+        "account_id": e.account_id.hex(),
+        "credential_id": e.credential_id.hex(),
+        "remote": e.remote,
+        "method": e.method,
+        "path": e.path,
+        "status": e.status,
+        "outcome": int(e.outcome),
+        "reason": e.reason,
+    }
+
+
+def audit_vectors() -> dict[str, Any]:
+    e0 = _entry(0, audit.ZERO_HASH)
+    b0 = audit.encode(e0)
+    e1 = _entry(
+        1,
+        audit.entry_hash(b0),
+        credential_id=b"",
+        account_id=audit.NO_ACCOUNT,
+        method="DELETE",
+        path="/v1/objects/x",
+        status=401,
+        outcome=Outcome.REFUSED,
+        reason="invalid credential: unknown, revoked or malformed token \u00e9",
+    )
+    b1 = audit.encode(e1)
+    good = [
+        {
+            "name": "entry 0, allowed upload",
+            "hex": b0.hex(),
+            "hash": audit.entry_hash(b0).hex(),
+            **_audit_fields(e0),
+        },
+        {
+            "name": "entry 1, refused, no account",
+            "hex": b1.hex(),
+            "hash": audit.entry_hash(b1).hex(),
+            **_audit_fields(e1),
+        },
+    ]
+
+    def bad(name: str, data: bytes, match: str) -> dict[str, str]:
+        return {"name": name, "hex": data.hex(), "error": "FormatError", "match": match}
+
+    status_at = len(b0) - 2 - 2 - 1 - 2  # reason "ok": u16 len + 2 bytes; outcome u8; status u16
+    bads = [
+        bad("empty input", b"", "not recognised"),
+        bad("wrong magic", b"OBAX" + b0[4:], "not recognised"),
+        bad("unsupported version", b0[:4] + b"\x00\x02" + b0[6:], "unsupported format version 2"),
+        bad("truncated", b0[:-1], "truncated"),
+        bad("trailing byte", b0 + b"\x00", "trailing"),
+        bad("entry 0 with a previous hash", b0[:22] + b"\x01" + b0[23:], "all-zero previous"),
+        bad("unknown outcome", b0[: status_at + 2] + b"\x09" + b0[status_at + 3 :], "unknown outcome"),
+        bad("status out of range", b0[:status_at] + b"\x00\x63" + b0[status_at + 2 :], "not an HTTP status"),
+        bad("invalid UTF-8 reason", b0[:-2] + b"\xff\xfe", "invalid UTF-8"),
+        bad("credential id too long", b0[:70] + b"\x21" + b0[71:], "exceeds the limit"),
+    ]
+    return {
+        "description": "Audit-log entries (docs/spec/audit-log.md). 'good' decode to their fields and "
+        "re-encode to the same bytes; 'hash' is SHA-256 of the bytes (the next entry's previous). "
+        "'bad' fail formats.audit.decode with 'error', message containing 'match'.",
+        "generator": "tests/vectors/make_server_vectors.py",
+        "good": good,
+        "bad": bads,
+    }
+
+
+def delete_vectors() -> dict[str, Any]:
+    req = DeleteRequest(
+        account_id=bytes(range(16)),
+        nonce=bytes(range(16, 32)),
+        issued_at=1_700_000_000,
+        objects=(b"\x01" * 32, b"\x02" * 32),
+        manifests=(ManifestId("db1", b"\x05" * 16), ManifestId("web1", b"\x03" * 16)),
+    )
+    data = delete_request.encode(req)
+    good = [
+        {
+            "name": "two objects, two manifests",
+            "hex": data.hex(),
+            "account_id": req.account_id.hex(),
+            "nonce": req.nonce.hex(),
+            "issued_at": req.issued_at,
+            "objects": [o.hex() for o in req.objects],
+            "manifests": [{"host": m.host, "backup_id": m.backup_id.hex()} for m in req.manifests],
+        }
+    ]
+    head = 6 + 16 + 16 + 8
+    objs = data[head + 4 : head + 4 + 64]
+    rest = data[head + 4 + 64 :]
+
+    def bad(name: str, raw: bytes, match: str) -> dict[str, str]:
+        return {"name": name, "hex": raw.hex(), "error": "FormatError", "match": match}
+
+    swapped = objs[32:] + objs[:32]
+    dup = objs[:32] * 2
+    empty = data[:head] + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+    m_bad_host = rest[:4] + b"\x03DB1" + rest[8:]
+    m_swapped = rest[:4] + rest[4 + 20 :] + rest[4 : 4 + 20]
+    return {
+        "description": "Delete request bodies (docs/spec/delete-request.md), unsigned. 'good' decode "
+        "to their fields and re-encode to the same bytes; 'bad' fail formats.delete_request.decode.",
+        "generator": "tests/vectors/make_server_vectors.py",
+        "good": good,
+        "bad": [
+            bad("empty input", b"", "not recognised"),
+            bad("wrong magic", b"OBDX" + data[4:], "not recognised"),
+            bad("unsupported version", data[:4] + b"\x00\x02" + data[6:], "unsupported format version"),
+            bad("truncated", data[:-1], "truncated"),
+            bad("trailing byte", data + b"\x00", "trailing"),
+            bad("objects unsorted", data[: head + 4] + swapped + rest, "not sorted"),
+            bad("objects duplicated", data[: head + 4] + dup + rest, "not sorted"),
+            bad("manifests unsorted", data[: head + 4] + objs + m_swapped, "not sorted"),
+            bad("upper-case host", data[: head + 4] + objs + m_bad_host, "invalid host"),
+            bad("huge object count", data[:head] + b"\xff\xff\xff\xff" + data[head + 4 :], "does not fit"),
+            bad("names nothing", empty, "names nothing"),
+        ],
+    }
+
+
+def main() -> None:
+    for name, doc in (("audit", audit_vectors()), ("delete_request", delete_vectors())):
+        (HERE / f"{name}.json").write_text(
+            json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+
+
+if __name__ == "__main__":
+    main()
