@@ -138,6 +138,16 @@ class _SignallingServer(uvicorn.Server):
         finally:
             self._ready.set()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # An idle keep-alive TLS connection would hold shutdown until the client answers the
+        # close_notify (uvicorn waits for it up to timeout_graceful_shutdown): abort those at once.
+        for connection in list(self.server_state.connections):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if transport is not None and (cycle is None or getattr(cycle, "response_complete", False)):
+                transport.abort()
+        await super().shutdown(sockets=sockets)
+
     def install_signal_handlers(self) -> None:  # older uvicorn: never touch signals from a thread
         return
 

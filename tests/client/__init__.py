@@ -1,0 +1,1 @@
+"""Tests of the client transport against a real TLS server on loopback."""
