@@ -21,7 +21,15 @@ from formats import delete_request
 from formats.errors import FormatError, IntegrityError, WrongKeyError
 from formats.roles import Role
 from opsbackup.server.accounts import Account, Scope
-from opsbackup.server.common import ApiError, manifest_key, object_key, read_limited, require, settings
+from opsbackup.server.common import (
+    ApiError,
+    check_host,
+    manifest_key,
+    object_key,
+    read_limited,
+    require,
+    settings,
+)
 from opsbackup.server.keyrings import load_keyring
 from opsbackup.storage.base import ObjectStore
 
@@ -58,6 +66,8 @@ def check_delete_request(
         raise ApiError(
             403, f"delete refused: issued-at is more than {window} s away from the server's clock (stale)"
         )
+    for m in req.manifests:  # the format allows labels no manifest is stored under (``x.tmp``)
+        check_host(m.host)  # refuse the whole request now, not half-way through deleting
     nonce_key = f"accounts/{account.account_id.hex()}/nonces/{req.nonce.hex()}"
     if not store.put(nonce_key, io.BytesIO(str(req.issued_at).encode("ascii")), overwrite=False):
         raise ApiError(403, "delete refused: this request was already used (replay)")

@@ -135,3 +135,22 @@ def test_window_uses_the_injected_clock(
             now=1301,
             window=300,
         )
+
+
+def test_a_manifest_host_the_server_cannot_store_is_refused_before_anything_is_deleted(
+    server: LiveServer, env: AccountEnv, rsa3072: rsa.RSAPrivateKey
+) -> None:
+    # "web.tmp" is a valid host label in the signed format but never a storage key segment:
+    # the whole request must be refused up front, not after the objects were already deleted.
+    name = _upload(server, env, b"half a delete")
+    nonce = b"\x5a" * 16
+    body = delete_body(
+        rsa3072,
+        env.account.account_id,
+        objects=[name],
+        manifests=[ManifestId("web.tmp", b"\xcd" * 16)],
+        nonce=nonce,
+    )
+    _refused(server, env, body, 400, "invalid host label")
+    assert server.store.exists(object_key(env.account, name.hex()))
+    assert not server.store.exists(f"accounts/{env.account.account_id.hex()}/nonces/{nonce.hex()}")
