@@ -183,6 +183,10 @@ def pinned_ssl_context(
         raise ConfigError(f"the pinned CA file {ca_file} does not exist") from None
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"cannot load the pinned CA file {ca_file}: {exc}") from None
+    if ctx.cert_store_stats()["x509_ca"] != 1:
+        raise ConfigError(
+            f"the pinned CA file {ca_file} must hold exactly one CA certificate (the server's private CA)"
+        )
     if client_cert is not None:
         try:
             ctx.load_cert_chain(str(client_cert), str(client_key) if client_key else None)

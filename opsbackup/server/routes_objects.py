@@ -39,7 +39,7 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     first, last = m.group(1), m.group(2)
     if not first:  # suffix range: the last N bytes
         n = int(last)
-        if n == 0:
+        if n == 0 or size == 0:
             raise ApiError(416, "range not satisfiable", {"Content-Range": f"bytes */{size}"})
         return max(size - n, 0), min(n, size)
     start = int(first)

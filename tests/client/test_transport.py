@@ -269,6 +269,10 @@ def test_configuration_errors(world: World, tmp_path: Path) -> None:
         Transport(world.server.url.replace("https", "http"), world.ca.cert)
     with pytest.raises(ConfigError, match="does not exist"):
         Transport(world.server.url, tmp_path / "nope.pem")
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(world.ca.cert.read_bytes() + world.foreign_ca.cert.read_bytes())
+    with pytest.raises(ConfigError, match="exactly one CA certificate"):
+        Transport(world.server.url, bundle)
 
 
 def test_mutual_tls(world: World) -> None:

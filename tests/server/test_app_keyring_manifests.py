@@ -147,6 +147,9 @@ def test_manifests_are_host_signed_and_create_only(
 def test_parse_range() -> None:
     assert parse_range("bytes=0-9", 100) == (0, 10)
     assert parse_range("bytes=90-", 100) == (90, 10)
+    with pytest.raises(ApiError) as empty:
+        parse_range("bytes=-5", 0)  # a suffix range of an empty object is unsatisfiable
+    assert empty.value.status == 416
     assert parse_range("bytes=-5", 100) == (95, 5)
     assert parse_range("bytes=95-200", 100) == (95, 5)
     for header, status in (
