@@ -13,13 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from formats.audit import Outcome
 from opsbackup.server.accounts import Scope
 from opsbackup.server.audit_log import SERVER_CHAIN, verify_chain
 from opsbackup.server.common import object_key
-from tests.server._support import AccountEnv, LiveServer, chain_entries, live_server, make_account
+from tests.server._support import AccountEnv, LiveServer, chain_entries, live_server
 
 LIMIT = 64 * 1024
 
@@ -28,16 +27,6 @@ LIMIT = 64 * 1024
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with live_server(tmp_path_factory.mktemp("e2e"), max_object_size=LIMIT) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def env(
-    server: LiveServer,
-    rsa4096: rsa.RSAPrivateKey,
-    rsa3072: rsa.RSAPrivateKey,
-    rsa3072_other: rsa.RSAPrivateKey,
-) -> AccountEnv:
-    return make_account(server.store, root=rsa4096, host=rsa3072_other, deletion=rsa3072)
 
 
 def _last_entry_for(server: LiveServer, chain: str, method: str, path: str) -> Outcome:

@@ -18,23 +18,13 @@ from opsbackup.server.app import create_app
 from opsbackup.server.common import ApiError
 from opsbackup.server.openapi import OPENAPI
 from opsbackup.server.routes_objects import parse_range
-from tests.server._support import AccountEnv, LiveServer, MemoryStore, live_server, make_account
+from tests.server._support import AccountEnv, LiveServer, MemoryStore, live_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with live_server(tmp_path_factory.mktemp("keyring")) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def env(
-    server: LiveServer,
-    rsa4096: rsa.RSAPrivateKey,
-    rsa3072: rsa.RSAPrivateKey,
-    rsa3072_other: rsa.RSAPrivateKey,
-) -> AccountEnv:
-    return make_account(server.store, root=rsa4096, host=rsa3072_other, deletion=rsa3072)
 
 
 def _manifest(

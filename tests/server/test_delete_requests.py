@@ -23,7 +23,6 @@ from tests.server._support import (
     chain_entries,
     delete_body,
     live_server,
-    make_account,
 )
 
 
@@ -31,16 +30,6 @@ from tests.server._support import (
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with live_server(tmp_path_factory.mktemp("delete")) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def env(
-    server: LiveServer,
-    rsa4096: rsa.RSAPrivateKey,
-    rsa3072: rsa.RSAPrivateKey,
-    rsa3072_other: rsa.RSAPrivateKey,
-) -> AccountEnv:
-    return make_account(server.store, root=rsa4096, host=rsa3072_other, deletion=rsa3072)
 
 
 def _upload(server: LiveServer, env: AccountEnv, data: bytes) -> bytes:
