@@ -19,8 +19,9 @@ from crypto.primitives import public_key_id
 from crypto.private import sign_object
 from formats import manifest, signed
 from formats.errors import FormatError, IntegrityError, OpsbackupError, WrongKeyError
-from formats.manifest import Manifest, StoredObject
+from formats.manifest import Manifest
 from tests.conftest import load_vectors
+from tests.manifests import sample_manifest
 
 VECTORS: Any = load_vectors("manifest")
 ERRORS = {"FormatError": FormatError, "IntegrityError": IntegrityError, "WrongKeyError": WrongKeyError}
@@ -31,23 +32,7 @@ def keys(*ks: rsa.RSAPrivateKey) -> dict[bytes, rsa.RSAPublicKey]:
 
 
 def make(host: rsa.RSAPrivateKey, **change: Any) -> Manifest:
-    pack = hashlib.sha256(b"pack").digest()
-    m = Manifest(
-        backup_id=bytes(range(16)),
-        account_id=bytes(16),
-        host_key_id=public_key_id(host.public_key()),
-        time=1_700_000_000,
-        previous_manifest_hash=manifest.FIRST_PREVIOUS,
-        keyring_version=3,
-        data_key_commitment=b"d" * 32,
-        metadata_key_commitment=b"m" * 32,
-        tree_root=b"t" * 32,
-        tree_root_pack=pack,
-        host_name="web-1",
-        wrapped_keys=(b"OBWK browse", b"OBWK data"),
-        objects=(StoredObject(pack, 123),),
-    )
-    return dataclasses.replace(m, **change)
+    return sample_manifest(host, **change)
 
 
 @pytest.fixture(scope="module")

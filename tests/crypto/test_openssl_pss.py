@@ -26,6 +26,7 @@ from crypto.signing import verify
 from formats import manifest
 from formats.errors import IntegrityError
 from formats.manifest import Manifest, StoredObject
+from tests.manifests import SAMPLE_PACK, sample_manifest
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 
@@ -61,21 +62,12 @@ def join_envelope(signer: bytes, body: bytes, signature: bytes) -> bytes:
 
 
 def a_manifest(key: rsa.RSAPrivateKey) -> Manifest:
-    pack = hashlib.sha256(b"pack").digest()
-    return Manifest(
+    return sample_manifest(
+        key,
         backup_id=b"B" * 16,
         account_id=b"A" * 16,
-        host_key_id=public_key_id(key.public_key()),
-        time=1_700_000_000,
-        previous_manifest_hash=manifest.FIRST_PREVIOUS,
         keyring_version=1,
-        data_key_commitment=b"d" * 32,
-        metadata_key_commitment=b"m" * 32,
-        tree_root=b"t" * 32,
-        tree_root_pack=pack,
-        host_name="web-1",
-        wrapped_keys=(b"OBWK browse", b"OBWK data"),
-        objects=(StoredObject(pack, 4096),),
+        objects=(StoredObject(SAMPLE_PACK, 4096),),
         tags=("daily",),
     )
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.routing import Route
 
 from crypto.keyring import next_keyring_body, open_keyring
-from crypto.primitives import public_key_id, sha256
+from crypto.primitives import sha256
 from crypto.private import sign_object
 from formats import manifest
 from opsbackup.server.accounts import Scope, add_account, issue_credential
@@ -18,6 +18,7 @@ from opsbackup.server.app import create_app
 from opsbackup.server.common import ApiError
 from opsbackup.server.openapi import OPENAPI
 from opsbackup.server.routes_objects import parse_range
+from tests.manifests import sample_manifest
 from tests.server._support import AccountEnv, LiveServer, MemoryStore, live_server
 
 
@@ -37,16 +38,11 @@ def _manifest(
 ) -> bytes:
     """A signed manifest; ``payload`` makes two manifests with the same ids differ."""
     pack = sha256(payload)
-    body = manifest.Manifest(
+    body = sample_manifest(
+        key,
         backup_id=backup_id,
         account_id=account_id,
-        host_key_id=public_key_id(key.public_key()),
-        time=1_700_000_000,
-        previous_manifest_hash=manifest.FIRST_PREVIOUS,
         keyring_version=1,
-        data_key_commitment=b"\x01" * 32,
-        metadata_key_commitment=b"\x02" * 32,
-        tree_root=b"\x03" * 32,
         tree_root_pack=pack,
         host_name=host,
         wrapped_keys=(b"opaque wrapped key",),
