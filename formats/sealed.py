@@ -66,6 +66,7 @@ class ObjectType(enum.IntEnum):
     DATA_CHUNK = 1  # a chunk envelope, sealed under the backup's data key
     TREE_NODE = 2  # a metadata tree node, sealed under the backup's metadata key
     PACK_INDEX = 3  # the index at the end of a pack, sealed under the pack's key
+    CHUNK_INDEX = 4  # a chunk-index segment, sealed under the dedup-derived chunk-index key
 
 
 class Compression(enum.IntEnum):
