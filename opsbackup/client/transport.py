@@ -169,6 +169,28 @@ def parallel(fn: Callable[[T], R], items: Iterable[T], *, workers: int) -> list[
     return results
 
 
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def _check_content_range(response: requests.Response, start: int, length: int | None, path: str) -> None:
+    """A 206 must answer the range asked for: same start, and no more than ``length`` bytes.
+
+    A server (or anything between) that answers another range would splice wrong bytes into the
+    stream; callers verify hashes too, but the error here says what actually went wrong.
+    """
+    header = response.headers.get("Content-Range", "")
+    match = _CONTENT_RANGE.fullmatch(header.strip())
+    if match is None:
+        response.close()
+        raise FormatError(f"the server answered a range request for {path} without a valid Content-Range")
+    first, last = int(match.group(1)), int(match.group(2))
+    if first != start or last < first or (length is not None and last - first + 1 > length):
+        response.close()
+        raise FormatError(
+            f"the server answered bytes {first}-{last} of {path} when bytes from {start} were asked for"
+        )
+
+
 def pinned_ssl_context(
     ca_file: Path, *, client_cert: Path | None = None, client_key: Path | None = None
 ) -> ssl.SSLContext:
@@ -421,6 +443,8 @@ class Transport:
             response = self.request(
                 "GET", path, headers=merged, expected=(206,) if ranged else (200,), stream=True
             )
+            if ranged:
+                _check_content_range(response, position, remaining, path)
             try:
                 for piece in response.iter_content(PIECE):
                     received += len(piece)

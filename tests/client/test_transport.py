@@ -127,8 +127,12 @@ class Blob:
         if rng:
             first, _, last = rng.removeprefix("bytes=").partition("-")
             start, end = int(first), (int(last) + 1 if last else len(BLOB))
+        if REC.counts.get(f"shift-{tag}"):
+            start, end = start + 1, end + 1  # fault: answers another range than the one asked for
         body = BLOB[start:end]
         headers = [(b"content-length", str(len(body)).encode())]
+        if rng:
+            headers.append((b"content-range", f"bytes {start}-{end - 1}/{len(BLOB)}".encode()))
         await send({"type": "http.response.start", "status": 206 if rng else 200, "headers": headers})
         if n == 1:
             await send({"type": "http.response.body", "body": body[: 3 << 20], "more_body": True})
@@ -422,6 +426,16 @@ def test_stream_ranges(world: World) -> None:
         assert b"".join(transport.stream(f"/blob/{t}", len(BLOB) - 10)) == BLOB[-10:]
         assert b"".join(transport.stream(f"/blob/{t}", 5, 0)) == b""
     assert REC.ranges[t] == ["bytes=1000-5999", f"bytes={len(BLOB) - 10}-"]
+
+
+def test_stream_refuses_an_answer_for_another_range(world: World) -> None:
+    t = tag()
+    transport, _ = make(world)
+    with transport:
+        REC.counts[t] = 1  # skip the cut first answer
+        REC.counts[f"shift-{t}"] = 1
+        with pytest.raises(FormatError, match=r"bytes 1001-6000 .* from 1000 were asked for"):
+            b"".join(transport.stream(f"/blob/{t}", 1000, 5000))
 
 
 def test_stream_resumes_after_a_drop(world: World) -> None:
