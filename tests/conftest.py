@@ -10,6 +10,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from crypto.private import generate_rsa_key
+from tests.client_support import account_keys
+
+__all__ = ["account_keys", "load_vectors"]
 
 VECTORS = Path(__file__).parent / "vectors"
 
