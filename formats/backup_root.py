@@ -28,19 +28,35 @@ sorted by backup id, unique, and hold 1 to 64 records each. Packs are sorted by 
 kind 1 = data (sealed under its source's data key), 2 = tree (always source 0: tree nodes are
 never shared between backups). A node's pack is a tree pack. First paths are non-decreasing
 by component (``formats.tree.path_key``).
+
+Settled details (docs/spec/backup-root.md): no source after source 0 repeats source 0's backup
+id; each wrapped-key record is 1 to 8192 bytes (opaque here); there is at least one pack; each
+first path is a canonical path (``formats.tree.check_path``). The source encoding is the same as
+in ``formats.chunk_index``.
 """
 
 from __future__ import annotations
 
 import enum
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from formats._wire import Reader, Writer, expect_header
+from formats.tree import MAX_PATH, check_path, path_key
+
 __all__ = [
+    "BACKUP_ID_SIZE",
+    "HASH_SIZE",
     "MAGIC",
     "MAX_NODES",
     "MAX_PACKS",
     "MAX_RECORDS_PER_SOURCE",
+    "MAX_RECORD_SIZE",
     "MAX_SOURCES",
+    "NODE_ENTRY_MIN_SIZE",
+    "PACK_ENTRY_SIZE",
+    "SOURCE_MIN_SIZE",
     "VERSION",
     "BackupRoot",
     "NodeRef",
@@ -57,6 +73,16 @@ MAX_SOURCES = 0xFFFF
 MAX_RECORDS_PER_SOURCE = 64
 MAX_PACKS = 1 << 22  # the manifest's object limit
 MAX_NODES = 1 << 22
+BACKUP_ID_SIZE = 16
+HASH_SIZE = 32  # commitments, pack names, object ids
+#: A wrapped-key record, as in the manifest (formats.manifest.MAX_WRAPPED_KEY_SIZE).
+MAX_RECORD_SIZE = 8192
+#: Source 0: backup id, commitment, a zero record count.
+SOURCE_MIN_SIZE = BACKUP_ID_SIZE + HASH_SIZE + 2
+#: pack name, u16 source index, u8 kind.
+PACK_ENTRY_SIZE = HASH_SIZE + 2 + 1
+#: object id, u32 pack index, first path of one byte.
+NODE_ENTRY_MIN_SIZE = HASH_SIZE + 4 + 2 + 1
 
 
 class PackKind(enum.IntEnum):
@@ -94,12 +120,179 @@ class BackupRoot:
     nodes: tuple[NodeRef, ...]
 
 
+# Checks shared by encode (ValueError) and decode (FormatError, via _checked).
+
+
+def _check_strictly_sorted(items: Sequence[bytes], what: str) -> None:
+    for prev, cur in itertools.pairwise(items):
+        if cur == prev:
+            raise ValueError(f"{what} hold a duplicate entry")
+        if cur < prev:
+            raise ValueError(f"{what} are not sorted")
+
+
+def _check_source(src: Source, index: int) -> None:
+    if len(src.backup_id) != BACKUP_ID_SIZE or len(src.data_key_commitment) != HASH_SIZE:
+        raise ValueError("a source needs a 16-byte backup id and a 32-byte data key commitment")
+    if index == 0:
+        if src.wrapped_keys:
+            raise ValueError("source 0 (this backup) holds no wrapped-key records: they are in the manifest")
+        return
+    if not 1 <= len(src.wrapped_keys) <= MAX_RECORDS_PER_SOURCE:
+        raise ValueError(
+            f"source {index} holds {len(src.wrapped_keys)} wrapped-key records "
+            f"(1 to {MAX_RECORDS_PER_SOURCE})"
+        )
+    for rec in src.wrapped_keys:
+        if not 1 <= len(rec) <= MAX_RECORD_SIZE:
+            raise ValueError(
+                f"wrapped-key record of {len(rec)} bytes in source {index} (1 to {MAX_RECORD_SIZE})"
+            )
+    _check_strictly_sorted(src.wrapped_keys, f"the wrapped-key records of source {index}")
+
+
+def _check_sources(sources: Sequence[Source]) -> None:
+    if not 1 <= len(sources) <= MAX_SOURCES:
+        raise ValueError(f"{len(sources)} sources; a backup root holds 1 to {MAX_SOURCES}")
+    for i, src in enumerate(sources):
+        _check_source(src, i)
+    ids = [s.backup_id for s in sources[1:]]
+    _check_strictly_sorted(ids, "sources after source 0")
+    if sources[0].backup_id in ids:
+        raise ValueError("a source repeats the backup id of source 0 (this backup)")
+
+
+def _check_pack(pack: PackRef, source_count: int) -> None:
+    if len(pack.name) != HASH_SIZE:
+        raise ValueError("a pack name is 32 bytes")
+    if not isinstance(pack.kind, PackKind):
+        raise ValueError(f"unknown pack kind {pack.kind!r}")
+    if not 0 <= pack.source < source_count:
+        raise ValueError(f"a pack names source {pack.source}, but the root has {source_count}")
+    if pack.kind is PackKind.TREE and pack.source != 0:
+        raise ValueError(f"a tree pack names source {pack.source}: tree packs belong to source 0")
+
+
+def _check_packs(packs: Sequence[PackRef], source_count: int) -> None:
+    if not 1 <= len(packs) <= MAX_PACKS:
+        raise ValueError(f"{len(packs)} packs; a backup root holds 1 to {MAX_PACKS}")
+    for pack in packs:
+        _check_pack(pack, source_count)
+    _check_strictly_sorted([p.name for p in packs], "packs")
+
+
+def _check_node(node: NodeRef, packs: Sequence[PackRef]) -> None:
+    if len(node.object_id) != HASH_SIZE:
+        raise ValueError("a node object id is 32 bytes")
+    if not 0 <= node.pack < len(packs):
+        raise ValueError(f"a node names pack {node.pack}, but the root has {len(packs)}")
+    if packs[node.pack].kind is not PackKind.TREE:
+        raise ValueError(f"a node names pack {node.pack}, which is not a tree pack")
+    try:
+        check_path(node.first_path)
+    except ValueError as exc:
+        raise ValueError(f"a node's first path: {exc}") from None
+
+
+def _check_nodes(nodes: Sequence[NodeRef], packs: Sequence[PackRef]) -> None:
+    if not 1 <= len(nodes) <= MAX_NODES:
+        raise ValueError(f"{len(nodes)} nodes; a backup root holds 1 to {MAX_NODES}")
+    prev: tuple[bytes, ...] | None = None
+    for node in nodes:
+        _check_node(node, packs)
+        key = path_key(node.first_path)
+        if prev is not None and key < prev:
+            raise ValueError("node first paths are out of order")
+        prev = key
+
+
 def encode(root: BackupRoot) -> bytes:
     """Canonical plaintext of ``root``; ValueError for anything :func:`decode` would refuse."""
-    raise NotImplementedError
+    _check_sources(root.sources)
+    _check_packs(root.packs, len(root.sources))
+    _check_nodes(root.nodes, root.packs)
+    w = Writer().header(MAGIC, VERSION).u16(len(root.sources))
+    for src in root.sources:
+        w.raw(src.backup_id).raw(src.data_key_commitment).u16(len(src.wrapped_keys))
+        for rec in src.wrapped_keys:
+            w.bytes16(rec)
+    w.u32(len(root.packs))
+    for pack in root.packs:
+        w.raw(pack.name).u16(pack.source).u8(pack.kind)
+    w.u32(len(root.nodes))
+    for node in root.nodes:
+        w.raw(node.object_id).u32(node.pack).bytes16(node.first_path)
+    return w.getvalue()
+
+
+def _checked(r: Reader, check: Callable[..., None], *args: object) -> None:
+    """Run a shared check; its ValueError becomes a FormatError naming the offset."""
+    try:
+        check(*args)
+    except ValueError as exc:
+        raise r.error(str(exc)) from None
+
+
+def _read_source(r: Reader, index: int) -> Source:
+    backup_id = r.take(BACKUP_ID_SIZE)
+    commitment = r.take(HASH_SIZE)
+    n = r.u16()
+    low, high = (0, 0) if index == 0 else (1, MAX_RECORDS_PER_SOURCE)
+    if not low <= n <= high:
+        raise r.error(f"source {index} has wrapped-key record count {n} (must be {low} to {high})")
+    records = tuple(r.bytes16(MAX_RECORD_SIZE) for _ in range(r.count(n, 3)))
+    src = Source(backup_id=backup_id, data_key_commitment=commitment, wrapped_keys=records)
+    _checked(r, _check_source, src, index)
+    return src
+
+
+def _read_pack(r: Reader, source_count: int) -> PackRef:
+    name = r.take(HASH_SIZE)
+    source = r.u16()
+    code = r.u8()
+    try:
+        kind = PackKind(code)
+    except ValueError:
+        raise r.error(f"unknown pack kind {code}") from None
+    pack = PackRef(name=name, source=source, kind=kind)
+    _checked(r, _check_pack, pack, source_count)
+    return pack
+
+
+def _read_node(r: Reader, packs: Sequence[PackRef]) -> NodeRef:
+    node = NodeRef(object_id=r.take(HASH_SIZE), pack=r.u32(), first_path=r.bytes16(MAX_PATH))
+    _checked(r, _check_node, node, packs)
+    return node
 
 
 def decode(data: bytes, what: str = "backup root") -> BackupRoot:
     """Strictly decode a backup root plaintext (FormatError). Does not check source 0's id
     against the manifest: the caller (which knows the manifest) does."""
-    raise NotImplementedError
+    r = Reader(data, what)
+    expect_header(r, MAGIC, (VERSION,))
+    n_sources = r.u16()
+    if not 1 <= n_sources <= MAX_SOURCES:
+        raise r.error(f"source count {n_sources} is not between 1 and {MAX_SOURCES}")
+    sources = tuple(_read_source(r, i) for i in range(r.count(n_sources, SOURCE_MIN_SIZE)))
+    _checked(r, _check_sources, sources)
+
+    n_packs = r.u32()
+    if not 1 <= n_packs <= MAX_PACKS:
+        raise r.error(f"pack count {n_packs} is not between 1 and {MAX_PACKS}")
+    packs = tuple(_read_pack(r, n_sources) for _ in range(r.count(n_packs, PACK_ENTRY_SIZE)))
+    _checked(r, _check_strictly_sorted, [p.name for p in packs], "packs")
+
+    n_nodes = r.u32()
+    if not 1 <= n_nodes <= MAX_NODES:
+        raise r.error(f"node count {n_nodes} is not between 1 and {MAX_NODES}")
+    nodes: list[NodeRef] = []
+    prev: tuple[bytes, ...] | None = None
+    for _ in range(r.count(n_nodes, NODE_ENTRY_MIN_SIZE)):
+        node = _read_node(r, packs)
+        key = path_key(node.first_path)
+        if prev is not None and key < prev:
+            raise r.error("node first paths are out of order")
+        prev = key
+        nodes.append(node)
+    r.finish()
+    return BackupRoot(sources=sources, packs=packs, nodes=tuple(nodes))

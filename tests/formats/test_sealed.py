@@ -20,7 +20,7 @@ def test_sizes() -> None:
     assert sealed.OVERHEAD == 60
     assert sealed.AAD_SIZE == 55
     assert sealed.MAX_SEALED == sealed.MAX_PLAINTEXT + 60
-    assert [t.value for t in ObjectType] == [1, 2, 3]
+    assert [t.value for t in ObjectType] == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("v", VECTORS["good"], ids=lambda v: v["name"])
@@ -122,7 +122,7 @@ def test_chunk_envelope_size_limit() -> None:
         sealed.decode_chunk_payload(bytes(sealed.MAX_PLAINTEXT + 1))
 
 
-@pytest.mark.parametrize("code", [0, 4, 255])
+@pytest.mark.parametrize("code", [0, 5, 255])
 def test_object_type_from_code_refuses_unknown(code: int) -> None:
     with pytest.raises(FormatError, match=f"unknown object type {code}"):
         sealed.object_type_from_code(code, "test object")
