@@ -6,6 +6,10 @@ every byte before the nonce. Without one (KDF none, allowed for host keys and th
 only) the secret is stored in the clear and the file mode 0600 is its only protection. Files are
 written atomically with mode 0600 and never replace an existing key unless asked to. Loading
 refuses a file that group or others can access.
+
+Every key file also names the account root it trusts (``root_public_key`` of :func:`save_key`,
+RSA-4096; a root key names itself), so a fresh machine with only a key file can pin the root the
+keyring must be signed by. The root sits before the nonce: the passphrase seal authenticates it.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ __all__ = [
     "import_public_pem",
     "load_key",
     "load_public",
+    "load_trusted_root",
     "save_key",
 ]
 
@@ -88,9 +93,18 @@ class PrivateKey:
     label: str
     rsa_key: rsa.RSAPrivateKey | None = None
     dedup_secret: bytes | None = None
+    #: The account root this key file trusts; ``None`` only for a key not yet saved (generate_key).
+    trusted_root: rsa.RSAPublicKey | None = None
 
     def __repr__(self) -> str:
         return f"PrivateKey(role={self.role.label}, label={self.label!r})"
+
+    @property
+    def root_public_key(self) -> rsa.RSAPublicKey:
+        """The account root public key named by the key file (RSA-4096, canonical DER checked)."""
+        if self.trusted_root is None:
+            raise ValueError(f"key {self.label!r} was not loaded from a key file: it names no root")
+        return self.trusted_root
 
     @property
     def private_key(self) -> rsa.RSAPrivateKey:
@@ -119,6 +133,7 @@ class PublicKeyInfo:
     role: Role
     label: str
     public_key: rsa.RSAPublicKey
+    root_public_key: rsa.RSAPublicKey  # the account root the key file names
 
     @property
     def key_id(self) -> bytes:
@@ -145,7 +160,17 @@ def _derive(passphrase: str, params: fmt.Argon2Params) -> bytes:
     return kdf.derive(unicodedata.normalize("NFC", passphrase).encode("utf-8"))
 
 
-def _encode(key: PrivateKey, passphrase: str | None, cost: KdfCost) -> bytes:
+def _root_der(key: PrivateKey, root: rsa.RSAPublicKey) -> bytes:
+    """The DER of ``root`` after checking it can be the root of ``key`` (ValueError)."""
+    if not isinstance(root, rsa.RSAPublicKey) or root.key_size != KEY_BITS[Role.ROOT]:
+        raise ValueError(f"the account root public key must be RSA-{KEY_BITS[Role.ROOT]}")
+    der = public_key_der(root)
+    if key.role is Role.ROOT and (key.rsa_key is None or public_key_der(key.rsa_key.public_key()) != der):
+        raise ValueError("a root key file must name its own public key as the account root")
+    return der
+
+
+def _encode(key: PrivateKey, passphrase: str | None, cost: KdfCost, root: rsa.RSAPublicKey) -> bytes:
     if (key.role is Role.DEDUP) != (key.rsa_key is None):
         raise WrongRoleError(f"a {key.role.label} key file cannot hold this kind of key")
     if key.rsa_key is not None:
@@ -157,21 +182,24 @@ def _encode(key: PrivateKey, passphrase: str | None, cost: KdfCost) -> bytes:
         public = public_key_der(key.rsa_key.public_key())
     else:
         secret, public = key.secret, b""
+    root_der = _root_der(key, root)
     if passphrase is None:
         if key.role not in fmt.UNPROTECTED_ROLES:
             raise UsageError(
                 f"a {key.role.label} key must be protected by a passphrase; "
                 "only host keys and the dedup secret may be stored without one"
             )
-        kf = fmt.KeyFile(key.role, key.label, public, fmt.Kdf.NONE, None, b"", secret)
+        kf = fmt.KeyFile(key.role, key.label, root_der, public, fmt.Kdf.NONE, None, b"", secret)
         return fmt.encode(kf)
     params = fmt.Argon2Params(cost.memory_kib, cost.iterations, cost.lanes, random_bytes(fmt.SALT_SIZE))
     if params.problem() is not None:
         raise ValueError(params.problem())
     nonce = random_bytes(GCM_NONCE_SIZE)
-    unsealed = fmt.KeyFile(key.role, key.label, public, fmt.Kdf.ARGON2ID, params, nonce, b"")
+    unsealed = fmt.KeyFile(key.role, key.label, root_der, public, fmt.Kdf.ARGON2ID, params, nonce, b"")
     sealed = aes_gcm_encrypt(_derive(passphrase, params), nonce, secret, fmt.sealing_aad(unsealed))
-    return fmt.encode(fmt.KeyFile(key.role, key.label, public, fmt.Kdf.ARGON2ID, params, nonce, sealed))
+    return fmt.encode(
+        fmt.KeyFile(key.role, key.label, root_der, public, fmt.Kdf.ARGON2ID, params, nonce, sealed)
+    )
 
 
 def save_key(
@@ -179,15 +207,18 @@ def save_key(
     key: PrivateKey,
     passphrase: str | None,
     *,
+    root_public_key: rsa.RSAPublicKey,
     cost: KdfCost = DEFAULT_PARAMS,
     overwrite: bool = False,
 ) -> None:
     """Write ``key`` to ``path`` atomically, mode 0600; refuse to replace an existing file.
 
-    ``passphrase=None`` stores the secret in the clear (KDF none), for host keys and the dedup
-    secret only. An existing ``path`` raises :class:`LocalIOError` unless ``overwrite``.
+    ``root_public_key`` is the account root the file will name (RSA-4096; for a root key, its own
+    public key: ValueError otherwise). ``passphrase=None`` stores the secret in the clear (KDF
+    none), for host keys and the dedup secret only. An existing ``path`` raises
+    :class:`LocalIOError` unless ``overwrite``.
     """
-    data = _encode(key, passphrase, cost)
+    data = _encode(key, passphrase, cost, root_public_key)
     try:
         write_atomic(Path(path), data, 0o600, overwrite=overwrite)
     except FileExistsError:
@@ -227,14 +258,21 @@ def _check_role(kf: fmt.KeyFile, path: Path, expect_role: Role | None) -> None:
         )
 
 
-def _public_key(der: bytes, role: Role, path: Path) -> rsa.RSAPublicKey:
+def _public_key(der: bytes, role: Role, path: Path, what: str = "public key") -> rsa.RSAPublicKey:
+    """Parse a stored public key: RSA of the role's size, in its one canonical DER (FormatError)."""
     try:
         key = serialization.load_der_public_key(der)
     except (ValueError, UnsupportedAlgorithm):
-        raise FormatError(f"key file {path} is corrupt: its public key cannot be parsed") from None
+        raise FormatError(f"key file {path} is corrupt: its {what} cannot be parsed") from None
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size != KEY_BITS[role]:
-        raise FormatError(f"key file {path} is corrupt: a {role.label} key must be RSA-{KEY_BITS[role]}")
+        raise FormatError(f"key file {path} is corrupt: its {what} must be RSA-{KEY_BITS[role]}")
+    if public_key_der(key) != der:
+        raise FormatError(f"key file {path} is corrupt: its {what} is not in canonical DER")
     return key
+
+
+def _root(kf: fmt.KeyFile, path: Path) -> rsa.RSAPublicKey:
+    return _public_key(kf.root_public_der, Role.ROOT, path, "account root public key")
 
 
 def load_key(path: Path, passphrase: str | None, *, expect_role: Role | None = None) -> PrivateKey:
@@ -257,8 +295,9 @@ def load_key(path: Path, passphrase: str | None, *, expect_role: Role | None = N
             secret = aes_gcm_decrypt(_derive(passphrase, kf.params), kf.nonce, kf.secret, fmt.sealing_aad(kf))
         except IntegrityError:
             raise WrongPassphraseError(f"wrong passphrase for key file {path}") from None
+    root = _root(kf, path)
     if kf.role is Role.DEDUP:
-        return PrivateKey(role=kf.role, label=kf.label, dedup_secret=secret)
+        return PrivateKey(role=kf.role, label=kf.label, dedup_secret=secret, trusted_root=root)
     try:
         key = serialization.load_der_private_key(secret, password=None)
     except (ValueError, UnsupportedAlgorithm):
@@ -266,7 +305,7 @@ def load_key(path: Path, passphrase: str | None, *, expect_role: Role | None = N
     if not isinstance(key, rsa.RSAPrivateKey) or public_key_der(key.public_key()) != kf.public_der:
         raise FormatError(f"key file {path} is corrupt: its private key does not match its public key")
     _public_key(kf.public_der, kf.role, path)
-    return PrivateKey(role=kf.role, label=kf.label, rsa_key=key)
+    return PrivateKey(role=kf.role, label=kf.label, rsa_key=key, trusted_root=root)
 
 
 def load_public(path: Path, *, expect_role: Role | None = None) -> PublicKeyInfo:
@@ -276,7 +315,22 @@ def load_public(path: Path, *, expect_role: Role | None = None) -> PublicKeyInfo
     _check_role(kf, path, expect_role)
     if kf.role is Role.DEDUP:
         raise WrongRoleError(f"key file {path} holds the dedup secret, which has no public key")
-    return PublicKeyInfo(role=kf.role, label=kf.label, public_key=_public_key(kf.public_der, kf.role, path))
+    return PublicKeyInfo(
+        role=kf.role,
+        label=kf.label,
+        public_key=_public_key(kf.public_der, kf.role, path),
+        root_public_key=_root(kf, path),
+    )
+
+
+def load_trusted_root(path: Path) -> rsa.RSAPublicKey:
+    """The account root public key that any key file (dedup secret included) names; no passphrase.
+
+    Like :func:`load_public`, this reads the clear half, which only the passphrase seal (read by
+    :func:`load_key`) authenticates.
+    """
+    path = Path(path)
+    return _root(_read(path, check_mode=False), path)
 
 
 def change_passphrase(
@@ -284,7 +338,7 @@ def change_passphrase(
 ) -> None:
     """Re-seal the key file at ``path`` under ``new`` (fresh salt and nonce), replacing it atomically."""
     key = load_key(path, old)
-    data = _encode(key, new, cost)
+    data = _encode(key, new, cost, key.root_public_key)
     try:
         write_atomic(Path(path), data, 0o600, overwrite=True)
     except OSError as exc:

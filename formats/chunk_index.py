@@ -23,17 +23,36 @@ Each segment is self-contained (its own source and pack tables) and at most
 ``formats.sealed.MAX_PLAINTEXT`` bytes; entries are sorted by chunk id and unique within a
 segment; packs sorted by name, unique; sources sorted by backup id, unique, each with 1 to 64
 records. Every pack and every source is used by at least one entry.
+
+A source is ``backup id (16) | data key commitment (32) | u16 record count R | R x bytes16
+record``, records sorted, unique, each 1 to 8192 bytes. A segment with no entries (and so no
+packs and no sources) is valid: it is the one segment of a backup that added no chunks.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from formats._wire import Reader, Writer, expect_header
 from formats.backup_root import Source
+from formats.sealed import MAX_PLAINTEXT, MAX_SEALED, OVERHEAD
 
 __all__ = [
+    "BACKUP_ID_SIZE",
+    "ENTRY_SIZE",
+    "HASH_SIZE",
     "MAGIC",
+    "MAX_ENTRIES",
+    "MAX_PACKS",
+    "MAX_RECORDS_PER_SOURCE",
+    "MAX_RECORD_SIZE",
     "MAX_SEGMENTS",
+    "MAX_SOURCES",
+    "MIN_SEALED_SEGMENT",
+    "MIN_SEGMENT_SIZE",
+    "PACK_ENTRY_SIZE",
     "SEGMENT_MAGIC",
     "VERSION",
     "ChunkIndexObject",
@@ -43,17 +62,38 @@ __all__ = [
     "decode_segment",
     "encode_object",
     "encode_segment",
+    "encode_source",
     "segment_object_id",
+    "source_size",
 ]
 
 MAGIC = b"OBCI"
 SEGMENT_MAGIC = b"OBCS"
 VERSION = 1
 MAX_SEGMENTS = 1 << 16
+BACKUP_ID_SIZE = 16
+HASH_SIZE = 32  # chunk ids, pack names, commitments
+MAX_SOURCES = 0xFFFF
+MAX_RECORDS_PER_SOURCE = 64
+#: A wrapped-key record, as in the manifest (formats.manifest.MAX_WRAPPED_KEY_SIZE).
+MAX_RECORD_SIZE = 8192
+#: Bytes of one pack-table row and of one entry.
+PACK_ENTRY_SIZE = HASH_SIZE + 2
+ENTRY_SIZE = HASH_SIZE + 4 + 4
+#: The fixed part of a segment: header and the three counts (an empty segment is this long).
+MIN_SEGMENT_SIZE = 4 + 2 + 2 + 4 + 4
+#: Bounds that follow from MAX_PLAINTEXT; checked anyway before anything is allocated.
+MAX_PACKS = MAX_PLAINTEXT // PACK_ENTRY_SIZE
+MAX_ENTRIES = MAX_PLAINTEXT // ENTRY_SIZE
+MIN_SEALED_SEGMENT = OVERHEAD + MIN_SEGMENT_SIZE
+_MIN_SOURCE_SIZE = BACKUP_ID_SIZE + HASH_SIZE + 2 + 2 + 1
+_U32_MAX = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
 class Entry:
+    """One chunk the backup added: its keyed id, the pack holding it, its plaintext length."""
+
     chunk_id: bytes  # 32
     pack: int  # index into Segment.packs
     length: int  # plaintext length, >= 1
@@ -61,6 +101,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class Segment:
+    """One self-contained segment plaintext: its source table, pack table and sorted entries."""
+
     sources: tuple[Source, ...]
     packs: tuple[tuple[bytes, int], ...]  # (pack name, source index), sorted by name
     entries: tuple[Entry, ...]
@@ -68,26 +110,191 @@ class Segment:
 
 @dataclass(frozen=True)
 class ChunkIndexObject:
+    """The stored object: the backup it belongs to and its sealed segments, in order."""
+
     backup_id: bytes  # 16
     sealed_segments: tuple[bytes, ...]  # each a sealed object (formats.sealed layout)
 
 
 def segment_object_id(number: int) -> bytes:
     """The AAD object id of segment ``number``: 28 zero bytes then ``u32 number``."""
+    if not 0 <= number < MAX_SEGMENTS:
+        raise ValueError(f"segment number {number} is not between 0 and {MAX_SEGMENTS - 1}")
     return bytes(28) + number.to_bytes(4, "big")
 
 
+# Shared checks: ValueError here, turned into FormatError by _checked when decoding.
+
+
+def _check_strictly_sorted(items: Sequence[bytes], what: str) -> None:
+    for prev, cur in itertools.pairwise(items):
+        if cur == prev:
+            raise ValueError(f"{what} hold a duplicate entry")
+        if cur < prev:
+            raise ValueError(f"{what} are not sorted")
+
+
+def _check_source(src: Source) -> None:
+    if len(src.backup_id) != BACKUP_ID_SIZE or len(src.data_key_commitment) != HASH_SIZE:
+        raise ValueError("a source needs a 16-byte backup id and a 32-byte data key commitment")
+    if not 1 <= len(src.wrapped_keys) <= MAX_RECORDS_PER_SOURCE:
+        raise ValueError(
+            f"a source holds 1 to {MAX_RECORDS_PER_SOURCE} wrapped-key records, not {len(src.wrapped_keys)}"
+        )
+    for rec in src.wrapped_keys:
+        if not 1 <= len(rec) <= MAX_RECORD_SIZE:
+            raise ValueError(f"wrapped-key record of {len(rec)} bytes (1 to {MAX_RECORD_SIZE})")
+    _check_strictly_sorted(src.wrapped_keys, "a source's wrapped-key records")
+
+
+def _check_tables(segment: Segment) -> None:
+    """Everything but sizes and counts: sorting, indexes in range, every row used."""
+    if len(segment.sources) > MAX_SOURCES:
+        raise ValueError(f"{len(segment.sources)} sources, more than the limit of {MAX_SOURCES}")
+    for src in segment.sources:
+        _check_source(src)
+    _check_strictly_sorted([s.backup_id for s in segment.sources], "sources")
+    used_sources = set()
+    for name, source in segment.packs:
+        if len(name) != HASH_SIZE:
+            raise ValueError("a pack name is 32 bytes")
+        if not 0 <= source < len(segment.sources):
+            raise ValueError(f"pack names source {source}, but the segment has {len(segment.sources)}")
+        used_sources.add(source)
+    _check_strictly_sorted([name for name, _ in segment.packs], "packs")
+    used_packs = set()
+    for entry in segment.entries:
+        if len(entry.chunk_id) != HASH_SIZE:
+            raise ValueError("a chunk id is 32 bytes")
+        if not 0 <= entry.pack < len(segment.packs):
+            raise ValueError(f"entry names pack {entry.pack}, but the segment has {len(segment.packs)}")
+        if not 1 <= entry.length <= _U32_MAX:
+            raise ValueError(f"entry length {entry.length} is not between 1 and {_U32_MAX}")
+        used_packs.add(entry.pack)
+    _check_strictly_sorted([e.chunk_id for e in segment.entries], "entries")
+    if len(used_packs) != len(segment.packs):
+        raise ValueError("a pack is used by no entry")
+    if len(used_sources) != len(segment.sources):
+        raise ValueError("a source is used by no pack")
+
+
+def source_size(src: Source) -> int:
+    """Bytes of ``src`` in a segment (for cutting entries into segments)."""
+    return BACKUP_ID_SIZE + HASH_SIZE + 2 + sum(2 + len(rec) for rec in src.wrapped_keys)
+
+
+def _write_source(w: Writer, src: Source) -> None:
+    w.fixed(src.backup_id, BACKUP_ID_SIZE).fixed(src.data_key_commitment, HASH_SIZE)
+    w.u16(len(src.wrapped_keys))
+    for rec in src.wrapped_keys:
+        w.bytes16(rec)
+
+
+def encode_source(src: Source) -> bytes:
+    """The canonical bytes of one source, as in a segment (and in formats.backup_root)."""
+    _check_source(src)
+    w = Writer()
+    _write_source(w, src)
+    return w.getvalue()
+
+
+def _read_source(r: Reader) -> Source:
+    backup_id = r.take(BACKUP_ID_SIZE)
+    commitment = r.take(HASH_SIZE)
+    n = r.u16()
+    if not 1 <= n <= MAX_RECORDS_PER_SOURCE:
+        raise r.error(f"wrapped-key record count {n} is not between 1 and {MAX_RECORDS_PER_SOURCE}")
+    records = tuple(r.bytes16(MAX_RECORD_SIZE) for _ in range(r.count(n, 3)))
+    src = Source(backup_id=backup_id, data_key_commitment=commitment, wrapped_keys=records)
+    _checked(r, _check_source, src)
+    return src
+
+
 def encode_segment(segment: Segment) -> bytes:
-    raise NotImplementedError
+    """The canonical segment plaintext; ValueError for anything :func:`decode_segment` refuses."""
+    _check_tables(segment)
+    w = Writer().header(SEGMENT_MAGIC, VERSION).u16(len(segment.sources))
+    for src in segment.sources:
+        _write_source(w, src)
+    w.u32(len(segment.packs))
+    for name, source in segment.packs:
+        w.fixed(name, HASH_SIZE).u16(source)
+    w.u32(len(segment.entries))
+    for entry in segment.entries:
+        w.fixed(entry.chunk_id, HASH_SIZE).u32(entry.pack).u32(entry.length)
+    out = w.getvalue()
+    if len(out) > MAX_PLAINTEXT:
+        raise ValueError(f"a segment of {len(out)} bytes exceeds the limit of {MAX_PLAINTEXT}")
+    return out
+
+
+def _checked(r: Reader, check: Callable[..., None], *args: object) -> None:
+    """Run a shared check; its ValueError becomes a FormatError naming the offset."""
+    try:
+        check(*args)
+    except ValueError as exc:
+        raise r.error(str(exc)) from None
 
 
 def decode_segment(data: bytes, what: str = "chunk index segment") -> Segment:
-    raise NotImplementedError
+    """Strictly decode an opened segment plaintext (``OBCS``); FormatError for any deviation."""
+    r = Reader(data, what)
+    if len(data) > MAX_PLAINTEXT:
+        raise r.error(f"{len(data)} bytes exceeds the limit of {MAX_PLAINTEXT}")
+    expect_header(r, SEGMENT_MAGIC, (VERSION,))
+    n_sources = r.count(r.u16(), _MIN_SOURCE_SIZE)
+    sources = tuple(_read_source(r) for _ in range(n_sources))
+    n_packs = r.u32()
+    if n_packs > MAX_PACKS:
+        raise r.error(f"pack count {n_packs} exceeds the limit of {MAX_PACKS}")
+    packs = tuple((r.take(HASH_SIZE), r.u16()) for _ in range(r.count(n_packs, PACK_ENTRY_SIZE)))
+    n_entries = r.u32()
+    if n_entries > MAX_ENTRIES:
+        raise r.error(f"entry count {n_entries} exceeds the limit of {MAX_ENTRIES}")
+    entries = tuple(
+        Entry(chunk_id=r.take(HASH_SIZE), pack=r.u32(), length=r.u32())
+        for _ in range(r.count(n_entries, ENTRY_SIZE))
+    )
+    r.finish()
+    segment = Segment(sources=sources, packs=packs, entries=entries)
+    _checked(r, _check_tables, segment)
+    return segment
+
+
+def _check_object(obj: ChunkIndexObject) -> None:
+    if len(obj.backup_id) != BACKUP_ID_SIZE:
+        raise ValueError("a backup id is 16 bytes")
+    if not 1 <= len(obj.sealed_segments) <= MAX_SEGMENTS:
+        raise ValueError(f"{len(obj.sealed_segments)} segments; a chunk index holds 1 to {MAX_SEGMENTS}")
+    for sealed in obj.sealed_segments:
+        if not MIN_SEALED_SEGMENT <= len(sealed) <= MAX_SEALED:
+            raise ValueError(
+                f"sealed segment of {len(sealed)} bytes (must be {MIN_SEALED_SEGMENT} to {MAX_SEALED})"
+            )
 
 
 def encode_object(obj: ChunkIndexObject) -> bytes:
-    raise NotImplementedError
+    """The stored ``OBCI`` object; ValueError for anything :func:`decode_object` would refuse."""
+    _check_object(obj)
+    w = Writer().header(MAGIC, VERSION).fixed(obj.backup_id, BACKUP_ID_SIZE).u32(len(obj.sealed_segments))
+    for sealed in obj.sealed_segments:
+        w.bytes32(sealed)
+    return w.getvalue()
 
 
 def decode_object(data: bytes, what: str = "chunk index") -> ChunkIndexObject:
-    raise NotImplementedError
+    """Strictly decode a stored ``OBCI`` object; the segments stay sealed (``crypto.chunk_index``)."""
+    r = Reader(data, what)
+    expect_header(r, MAGIC, (VERSION,))
+    backup_id = r.take(BACKUP_ID_SIZE)
+    n = r.u32()
+    if not 1 <= n <= MAX_SEGMENTS:
+        raise r.error(f"segment count {n} is not between 1 and {MAX_SEGMENTS}")
+    sealed: list[bytes] = []
+    for _ in range(r.count(n, 4 + MIN_SEALED_SEGMENT)):
+        segment = r.bytes32(MAX_SEALED)
+        if len(segment) < MIN_SEALED_SEGMENT:
+            raise r.error(f"sealed segment of {len(segment)} bytes is shorter than {MIN_SEALED_SEGMENT}")
+        sealed.append(segment)
+    r.finish()
+    return ChunkIndexObject(backup_id=backup_id, sealed_segments=tuple(sealed))

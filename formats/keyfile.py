@@ -2,17 +2,20 @@
 
 Layout (docs/spec/key-file.md)::
 
-    magic "OBKF" | u16 version = 1 | u8 role | utf8 label | bytes16 public key DER | u8 kdf
+    magic "OBKF" | u16 version = 1 | u8 role | utf8 label | bytes16 root public key DER
+    | bytes16 public key DER | u8 kdf
     kdf 1 (Argon2id): u32 memory KiB | u32 iterations | u8 lanes | salt (16) | nonce (12)
                       | bytes16 sealed secret (AES-256-GCM ciphertext || tag)
     kdf 0 (none):     bytes16 secret in the clear
     | checksum (32) = SHA-256 of every preceding byte
 
 The secret is the PKCS#8 DER of an RSA private key, or the 32-byte dedup secret (role 6, whose
-public key field is empty). The GCM AAD is every byte before the nonce (:func:`sealing_aad`). The
-checksum catches accidental corruption (even of the public half, which is read without the
-passphrase); it is not a MAC. This module checks structure and the KDF parameter bounds only;
-``crypto.keyfile`` derives keys, seals and opens.
+public key field is empty). Every key file names the account root it trusts (the root key's
+public DER, always present; a root key file names itself), so a fresh machine holding only a key
+file can verify the keyring against a pinned root. The GCM AAD is every byte before the nonce
+(:func:`sealing_aad`), the root included. The checksum catches accidental corruption (even of the
+public half, which is read without the passphrase); it is not a MAC. This module checks structure
+and the KDF parameter bounds only; ``crypto.keyfile`` derives keys, seals and opens.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ class KeyFile:
 
     role: Role
     label: str
+    root_public_der: bytes  # DER SubjectPublicKeyInfo of the account root this key file trusts
     public_der: bytes
     kdf: Kdf
     params: Argon2Params | None
@@ -119,6 +123,12 @@ def _secret_limits(role: Role, kdf: Kdf) -> tuple[int, int]:
 
 def _problem(kf: KeyFile) -> str | None:
     """The first structural rule ``kf`` breaks, or ``None``."""
+    if not 1 <= len(kf.root_public_der) <= MAX_PUBLIC_DER:
+        return f"root public key of {len(kf.root_public_der)} bytes (1..{MAX_PUBLIC_DER})"
+    if not len(kf.public_der) <= MAX_PUBLIC_DER:
+        return f"public key of {len(kf.public_der)} bytes (at most {MAX_PUBLIC_DER})"
+    if kf.role is Role.ROOT and kf.root_public_der != kf.public_der:
+        return "a root key file must name its own public key as the root"
     if (kf.role is Role.DEDUP) != (not kf.public_der):
         return "the public key field must be empty for the dedup secret and only for it"
     if kf.kdf is Kdf.NONE and kf.role not in UNPROTECTED_ROLES:
@@ -130,7 +140,8 @@ def _problem(kf: KeyFile) -> str | None:
 
 
 def _header(w: Writer, kf: KeyFile) -> Writer:
-    w.header(MAGIC, VERSION).u8(kf.role).utf8_16(kf.label).bytes16(kf.public_der).u8(kf.kdf)
+    w.header(MAGIC, VERSION).u8(kf.role).utf8_16(kf.label)
+    w.bytes16(kf.root_public_der).bytes16(kf.public_der).u8(kf.kdf)
     if kf.kdf is Kdf.ARGON2ID:
         p = kf.params
         if p is None or p.problem() is not None:
@@ -142,7 +153,7 @@ def _header(w: Writer, kf: KeyFile) -> Writer:
 
 
 def sealing_aad(kf: KeyFile) -> bytes:
-    """The AES-GCM AAD: every byte of the file before the nonce (header, label, public key, KDF)."""
+    """The AES-GCM AAD: every byte before the nonce (header, label, root and own public key, KDF)."""
     if len(kf.label.encode("utf-8")) > MAX_LABEL:
         raise ValueError(f"a key label is at most {MAX_LABEL} bytes of UTF-8")
     return _header(Writer(), kf).getvalue()
@@ -166,6 +177,9 @@ def decode(data: bytes, what: str = "key file") -> KeyFile:
     expect_header(r, MAGIC, (VERSION,))
     role = role_from_code(r.u8(), what)
     label = r.utf8_16(MAX_LABEL)
+    root_public_der = r.bytes16(MAX_PUBLIC_DER)
+    if not root_public_der:
+        raise r.error("the root public key is empty")
     public_der = r.bytes16(MAX_PUBLIC_DER)
     kdf_code = r.u8()
     try:
@@ -187,7 +201,14 @@ def decode(data: bytes, what: str = "key file") -> KeyFile:
     if hashlib.sha256(bytes(data[:end])).digest() != checksum:
         raise FormatError(f"{what} is corrupt: checksum mismatch (the file was damaged or truncated)")
     kf = KeyFile(
-        role=role, label=label, public_der=public_der, kdf=kdf, params=params, nonce=nonce, secret=secret
+        role=role,
+        label=label,
+        root_public_der=root_public_der,
+        public_der=public_der,
+        kdf=kdf,
+        params=params,
+        nonce=nonce,
+        secret=secret,
     )
     problem = _problem(kf)
     if problem is not None:

@@ -5,17 +5,19 @@ Layout (docs/spec/manifest.md; all integers big-endian)::
     magic "OBMF" | u16 version = 1 | backup id (16) | account id (16) | host key id (32)
     | u64 time | previous manifest hash (32) | u64 keyring version
     | data key commitment (32) | metadata key commitment (32)
-    | tree root object id (32) | tree root pack (32)
+    | tree root object id (32) | tree root pack (32) | chunk index (32)
     | u64 file count | u64 total bytes | u64 added bytes
     | utf8 host name | u8 tag count | tag count x utf8 tag
     | u16 wrapped-key count | count x bytes16 wrapped-key record
     | u32 object count | count x (object name (32) | u64 size) | root hash (32)
 
 ``root hash`` is SHA-256 of the exact encoded object list (from the u32 object count to the last
-entry); the decoder recomputes it. Every list is sorted and free of duplicates, every count and
-length is bounded, and ``encode(decode(b)) == b`` for every ``b`` that decodes. This module does
-no policy: that the body's host key id equals the envelope's signer, that the wrapped keys cover
-every role, and that the chain of previous hashes holds are checked in ``crypto``.
+entry); the decoder recomputes it. ``tree root pack`` and ``chunk index`` (the object name of the
+backup's chunk index, ``formats.chunk_index``) are two different names, both in the object list.
+Every list is sorted and free of duplicates, every count and length is bounded, and
+``encode(decode(b)) == b`` for every ``b`` that decodes. This module does no policy: that the
+body's host key id equals the envelope's signer, that the wrapped keys cover every role, and that
+the chain of previous hashes holds are checked in ``crypto``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "MAX_TAGS",
     "MAX_WRAPPED_KEYS",
     "MAX_WRAPPED_KEY_SIZE",
+    "MIN_OBJECTS",
     "TAG_MAX",
     "VERSION",
     "Manifest",
@@ -66,6 +69,8 @@ MAX_WRAPPED_KEYS = 64
 MAX_WRAPPED_KEY_SIZE = 8192
 #: 2^22 objects: 160 MiB of object list, inside the signed envelope's 256 MiB body limit.
 MAX_OBJECTS = 1 << 22
+#: The tree root pack and the chunk index, at least.
+MIN_OBJECTS = 2
 _OBJECT_ENTRY_SIZE = HASH_SIZE + 8
 _U64_MAX = (1 << 64) - 1
 
@@ -104,6 +109,7 @@ class Manifest:
     metadata_key_commitment: bytes
     tree_root: bytes
     tree_root_pack: bytes
+    chunk_index: bytes  # object name of the backup's chunk index (in the object list)
     host_name: str
     wrapped_keys: tuple[bytes, ...]
     objects: tuple[StoredObject, ...]
@@ -156,9 +162,9 @@ def _check_wrapped_keys(records: Sequence[bytes]) -> None:
     _check_strictly_sorted(records, "wrapped keys")
 
 
-def _check_objects(objects: Sequence[StoredObject], tree_root_pack: bytes) -> None:
-    if not 1 <= len(objects) <= MAX_OBJECTS:
-        raise ValueError(f"{len(objects)} objects; a manifest lists 1 to {MAX_OBJECTS}")
+def _check_objects(objects: Sequence[StoredObject], tree_root_pack: bytes, chunk_index: bytes) -> None:
+    if not MIN_OBJECTS <= len(objects) <= MAX_OBJECTS:
+        raise ValueError(f"{len(objects)} objects; a manifest lists {MIN_OBJECTS} to {MAX_OBJECTS}")
     for obj in objects:
         if len(obj.name) != HASH_SIZE or not 1 <= obj.size <= _U64_MAX:
             raise ValueError("an object needs a 32-byte name and a size of at least 1")
@@ -166,6 +172,10 @@ def _check_objects(objects: Sequence[StoredObject], tree_root_pack: bytes) -> No
     _check_strictly_sorted(names, "objects")
     if not _contains_sorted(names, tree_root_pack):
         raise ValueError("the tree root pack is not in the object list")
+    if not _contains_sorted(names, chunk_index):
+        raise ValueError("the chunk index is not in the object list")
+    if chunk_index == tree_root_pack:
+        raise ValueError("the chunk index and the tree root pack are the same object")
 
 
 def _check_strictly_sorted(items: Sequence[bytes], what: str) -> None:
@@ -199,7 +209,7 @@ def encode(m: Manifest) -> bytes:
     _check_host_name(m.host_name)
     _check_tags(m.tags)
     _check_wrapped_keys(m.wrapped_keys)
-    _check_objects(m.objects, m.tree_root_pack)
+    _check_objects(m.objects, m.tree_root_pack, m.chunk_index)
     w = (
         Writer()
         .header(MAGIC, VERSION)
@@ -213,6 +223,7 @@ def encode(m: Manifest) -> bytes:
         .fixed(m.metadata_key_commitment, HASH_SIZE)
         .fixed(m.tree_root, HASH_SIZE)
         .fixed(m.tree_root_pack, HASH_SIZE)
+        .fixed(m.chunk_index, HASH_SIZE)
         .u64(m.statistics.files)
         .u64(m.statistics.total_bytes)
         .u64(m.statistics.added_bytes)
@@ -250,6 +261,7 @@ def decode(data: bytes, what: str = "manifest") -> Manifest:
     metadata_commitment = r.take(HASH_SIZE)
     tree_root = r.take(HASH_SIZE)
     tree_root_pack = r.take(HASH_SIZE)
+    chunk_index = r.take(HASH_SIZE)
     stats = Statistics(files=r.u64(), total_bytes=r.u64(), added_bytes=r.u64())
 
     host_name = r.utf8_16(HOST_NAME_MAX)
@@ -269,14 +281,14 @@ def decode(data: bytes, what: str = "manifest") -> Manifest:
 
     list_start = r.offset
     n_objects = r.u32()
-    if not 1 <= n_objects <= MAX_OBJECTS:
-        raise r.error(f"object count {n_objects} is not between 1 and {MAX_OBJECTS}")
+    if not MIN_OBJECTS <= n_objects <= MAX_OBJECTS:
+        raise r.error(f"object count {n_objects} is not between {MIN_OBJECTS} and {MAX_OBJECTS}")
     objects = tuple(
         StoredObject(name=r.take(HASH_SIZE), size=r.u64())
         for _ in range(r.count(n_objects, _OBJECT_ENTRY_SIZE))
     )
     list_end = r.offset
-    _checked(r, _check_objects, objects, tree_root_pack)
+    _checked(r, _check_objects, objects, tree_root_pack, chunk_index)
     root_hash = r.take(HASH_SIZE)
     if hashlib.sha256(data[list_start:list_end]).digest() != root_hash:
         raise r.error("root hash does not match the object list")
@@ -292,6 +304,7 @@ def decode(data: bytes, what: str = "manifest") -> Manifest:
         metadata_key_commitment=metadata_commitment,
         tree_root=tree_root,
         tree_root_pack=tree_root_pack,
+        chunk_index=chunk_index,
         host_name=host_name,
         wrapped_keys=wrapped,
         objects=objects,

@@ -13,6 +13,17 @@ from formats import manifest
 from formats.manifest import Manifest, StoredObject
 
 SAMPLE_PACK = hashlib.sha256(b"pack").digest()
+SAMPLE_CHUNK_INDEX = hashlib.sha256(b"chunk index").digest()
+
+
+def sample_objects(*packs: tuple[bytes, int]) -> tuple[StoredObject, ...]:
+    """A sorted object list of ``packs`` (name, size) plus the sample chunk index."""
+    return tuple(
+        sorted(
+            {StoredObject(n, s) for n, s in packs} | {StoredObject(SAMPLE_CHUNK_INDEX, 77)},
+            key=lambda o: o.name,
+        )
+    )
 
 
 def sample_manifest(host: rsa.RSAPrivateKey, **change: Any) -> Manifest:
@@ -28,8 +39,9 @@ def sample_manifest(host: rsa.RSAPrivateKey, **change: Any) -> Manifest:
         metadata_key_commitment=b"m" * 32,
         tree_root=b"t" * 32,
         tree_root_pack=SAMPLE_PACK,
+        chunk_index=SAMPLE_CHUNK_INDEX,
         host_name="web-1",
         wrapped_keys=(b"OBWK browse", b"OBWK data"),
-        objects=(StoredObject(SAMPLE_PACK, 123),),
+        objects=sample_objects((SAMPLE_PACK, 123)),
     )
     return dataclasses.replace(m, **change)

@@ -25,8 +25,8 @@ from crypto.private import sign_object
 from crypto.signing import verify
 from formats import manifest
 from formats.errors import IntegrityError
-from formats.manifest import Manifest, StoredObject
-from tests.manifests import SAMPLE_PACK, sample_manifest
+from formats.manifest import Manifest
+from tests.manifests import SAMPLE_PACK, sample_manifest, sample_objects
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 
@@ -67,7 +67,7 @@ def a_manifest(key: rsa.RSAPrivateKey) -> Manifest:
         backup_id=b"B" * 16,
         account_id=b"A" * 16,
         keyring_version=1,
-        objects=(StoredObject(SAMPLE_PACK, 4096),),
+        objects=sample_objects((SAMPLE_PACK, 4096)),
         tags=("daily",),
     )
 

@@ -14,6 +14,7 @@ from formats.roles import Role
 from tests.conftest import load_vectors
 
 VECTORS: dict[str, Any] = load_vectors("keyfile")
+ROOT_DER = bytes.fromhex(VECTORS["root_public_der"])
 
 
 @pytest.mark.parametrize("vec", VECTORS["valid"], ids=lambda v: v["name"])
@@ -22,20 +23,25 @@ def test_valid_vectors_decode_and_reencode(vec: dict[str, Any]) -> None:
     f = kf.decode(raw)
     assert (f.role, f.label, f.kdf) == (vec["role"], vec["label"], vec["kdf"])
     assert kf.encode(f) == raw
+    assert f.root_public_der == ROOT_DER
     if f.kdf is kf.Kdf.NONE and "secret" in vec:
         assert f.secret.hex() == vec["secret"]
 
 
 def test_argon2_vector_layout_and_aad() -> None:
-    raw = bytes.fromhex(VECTORS["valid"][0]["hex"])  # dedup secret, empty label "dedup"
+    raw = bytes.fromhex(VECTORS["valid"][0]["hex"])  # dedup secret, label "dedup"
     f = kf.decode(raw)
-    # magic 4 | version 2 | role 1 | label 2+5 | public 2+0 | kdf 1 | m 4 | t 4 | p 1 | salt 16 = 42
-    assert kf.sealing_aad(f) == raw[:42]
-    assert raw[42:54] == f.nonce
-    assert raw[54:56] == (48).to_bytes(2, "big")
-    assert raw[56:104] == f.secret
-    assert len(raw) == 104 + 32
-    assert f.params == kf.Argon2Params(8192, 1, 1, raw[26:42])
+    n = len(ROOT_DER)  # 550: an RSA-4096 SubjectPublicKeyInfo
+    # magic 4 | version 2 | role 1 | label 2+5 | root 2+n | public 2+0 | kdf 1 | m 4 | t 4 | p 1
+    # | salt 16 = 44 + n: the root is inside the AAD
+    assert raw[14 : 16 + n] == n.to_bytes(2, "big") + ROOT_DER
+    a = 44 + n
+    assert kf.sealing_aad(f) == raw[:a]
+    assert raw[a : a + 12] == f.nonce
+    assert raw[a + 12 : a + 14] == (48).to_bytes(2, "big")
+    assert raw[a + 14 : a + 62] == f.secret
+    assert len(raw) == a + 62 + 32
+    assert f.params == kf.Argon2Params(8192, 1, 1, raw[a - 16 : a])
 
 
 @pytest.mark.parametrize(
@@ -87,9 +93,11 @@ def key_files(draw: st.DrawFn) -> kf.KeyFile:
         secret = draw(st.binary(min_size=1 + tag, max_size=300))
     label = draw(st.text(max_size=40))
     sealed = kdf is kf.Kdf.ARGON2ID
+    root = public if role is Role.ROOT else draw(st.binary(min_size=1, max_size=600))
     return kf.KeyFile(
         role=role,
         label=label,
+        root_public_der=root,
         public_der=public,
         kdf=kdf,
         params=draw(params) if sealed else None,
@@ -116,14 +124,34 @@ def test_arbitrary_bytes_only_ever_raise_format_error(data: bytes) -> None:
 def test_encode_refuses_files_that_break_the_rules() -> None:
     p = kf.Argon2Params(8192, 1, 1, bytes(16))
     with pytest.raises(ValueError, match="passphrase"):
-        kf.encode(kf.KeyFile(Role.ROOT, "r", b"x", kf.Kdf.NONE, None, b"", b"s"))
+        kf.encode(kf.KeyFile(Role.ROOT, "r", b"x", b"x", kf.Kdf.NONE, None, b"", b"s"))
     with pytest.raises(ValueError, match="public key field"):
-        kf.encode(kf.KeyFile(Role.DEDUP, "d", b"x", kf.Kdf.NONE, None, b"", bytes(32)))
+        kf.encode(kf.KeyFile(Role.DEDUP, "d", b"r", b"x", kf.Kdf.NONE, None, b"", bytes(32)))
     with pytest.raises(ValueError, match="iterations"):
-        kf.encode(kf.KeyFile(Role.HOST, "h", b"x", kf.Kdf.ARGON2ID, kf.Argon2Params(8192, 0, 1, bytes(16)),
-                             bytes(12), bytes(20)))  # fmt: skip
+        kf.encode(kf.KeyFile(Role.HOST, "h", b"r", b"x", kf.Kdf.ARGON2ID,
+                             kf.Argon2Params(8192, 0, 1, bytes(16)), bytes(12), bytes(20)))  # fmt: skip
     with pytest.raises(ValueError, match="secret of 32 bytes"):
-        kf.encode(kf.KeyFile(Role.DEDUP, "d", b"", kf.Kdf.ARGON2ID, p, bytes(12), bytes(32)))
+        kf.encode(kf.KeyFile(Role.DEDUP, "d", b"r", b"", kf.Kdf.ARGON2ID, p, bytes(12), bytes(32)))
+    with pytest.raises(ValueError, match="root key file must name its own public key"):
+        kf.encode(kf.KeyFile(Role.ROOT, "r", b"other", b"x", kf.Kdf.ARGON2ID, p, bytes(12), bytes(20)))
+    with pytest.raises(ValueError, match="root public key of 0 bytes"):
+        kf.encode(kf.KeyFile(Role.HOST, "h", b"", b"x", kf.Kdf.NONE, None, b"", b"s"))
+    with pytest.raises(ValueError, match="root public key of 2049 bytes"):
+        kf.encode(kf.KeyFile(Role.HOST, "h", bytes(2049), b"x", kf.Kdf.NONE, None, b"", b"s"))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("no root public key", "root public key is empty"),
+        ("root public key above 2048 bytes", "exceeds the limit of 2048"),
+        ("root key file naming another root", "root key file must name its own public key"),
+    ],
+)
+def test_root_rules_are_named_when_decoding(name: str, message: str) -> None:
+    vec = next(v for v in VECTORS["invalid"] if v["name"] == name)
+    with pytest.raises(FormatError, match=message):
+        kf.decode(bytes.fromhex(vec["hex"]))
 
 
 def test_repr_shows_no_secret_bytes() -> None:

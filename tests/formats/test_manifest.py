@@ -25,7 +25,8 @@ TAG = st.from_regex(r"[A-Za-z0-9._:=@+-]{1,64}", fullmatch=True)
 
 @st.composite
 def manifests(draw: st.DrawFn) -> Manifest:
-    names = draw(st.lists(H32, min_size=1, max_size=8, unique=True))
+    names = draw(st.lists(H32, min_size=2, max_size=8, unique=True))
+    tree_root_pack, chunk_index = draw(st.permutations(names))[:2]
     objects = tuple(
         sorted((StoredObject(n, draw(st.integers(1, 2**64 - 1))) for n in names), key=lambda o: o.name)
     )
@@ -39,7 +40,8 @@ def manifests(draw: st.DrawFn) -> Manifest:
         data_key_commitment=draw(H32),
         metadata_key_commitment=draw(H32),
         tree_root=draw(H32),
-        tree_root_pack=draw(st.sampled_from(names)),
+        tree_root_pack=tree_root_pack,
+        chunk_index=chunk_index,
         host_name=draw(HOST),
         wrapped_keys=tuple(
             sorted(draw(st.lists(st.binary(min_size=1, max_size=80), min_size=1, max_size=6, unique=True)))
@@ -62,6 +64,7 @@ def from_fields(f: dict[str, Any]) -> Manifest:
         metadata_key_commitment=bytes.fromhex(f["metadata_key_commitment"]),
         tree_root=bytes.fromhex(f["tree_root"]),
         tree_root_pack=bytes.fromhex(f["tree_root_pack"]),
+        chunk_index=bytes.fromhex(f["chunk_index"]),
         host_name=f["host_name"],
         wrapped_keys=tuple(bytes.fromhex(k) for k in f["wrapped_keys"]),
         objects=tuple(StoredObject(bytes.fromhex(n), s) for n, s in f["objects"]),
@@ -86,8 +89,10 @@ def test_fixed_offsets_and_root_hash_as_specified(m: Manifest) -> None:
     assert int.from_bytes(data[70:78], "big") == m.time
     assert data[78:110] == m.previous_manifest_hash
     assert data[214:246] == m.tree_root_pack
-    assert int.from_bytes(data[262:270], "big") == m.statistics.added_bytes
-    assert data[272 : 272 + int.from_bytes(data[270:272], "big")] == m.host_name.encode()
+    assert data[246:278] == m.chunk_index
+    assert int.from_bytes(data[278:286], "big") == m.statistics.files
+    assert int.from_bytes(data[294:302], "big") == m.statistics.added_bytes
+    assert data[304 : 304 + int.from_bytes(data[302:304], "big")] == m.host_name.encode()
     # the object list is the last 4 + 40 n bytes before the root hash
     n = len(m.objects)
     object_list = data[-32 - 4 - 40 * n : -32]
@@ -166,8 +171,11 @@ GOOD = from_fields(VECTORS["good"][1]["fields"])
         ({"objects": GOOD.objects[::-1]}, "not sorted"),
         ({"objects": (GOOD.objects[0], *GOOD.objects)}, "duplicate"),
         ({"objects": (StoredObject(GOOD.objects[0].name, 0), *GOOD.objects[1:])}, "size"),
-        ({"objects": (StoredObject(b"short", 1),)}, "32-byte name"),
-        ({"tree_root_pack": bytes(32)}, "tree root pack"),
+        ({"objects": (StoredObject(b"short", 1), *GOOD.objects)}, "32-byte name"),
+        ({"objects": tuple(o for o in GOOD.objects if o.name == GOOD.tree_root_pack)}, "lists 2 to"),
+        ({"tree_root_pack": bytes(32)}, "tree root pack is not in the object list"),
+        ({"chunk_index": bytes(32)}, "chunk index is not in the object list"),
+        ({"chunk_index": GOOD.tree_root_pack}, "chunk index and the tree root pack are the same"),
         ({"time": -1}, "time"),
         ({"keyring_version": 2**64}, "keyring version"),
         ({"statistics": Statistics(files=2**64)}, "file count"),

@@ -18,7 +18,7 @@ from opsbackup.server.app import create_app
 from opsbackup.server.common import ApiError
 from opsbackup.server.openapi import OPENAPI
 from opsbackup.server.routes_objects import parse_range
-from tests.manifests import sample_manifest
+from tests.manifests import sample_manifest, sample_objects
 from tests.server._support import AccountEnv, LiveServer, MemoryStore, live_server
 
 
@@ -46,7 +46,7 @@ def _manifest(
         tree_root_pack=pack,
         host_name=host,
         wrapped_keys=(b"opaque wrapped key",),
-        objects=(manifest.StoredObject(pack, 100),),
+        objects=sample_objects((pack, 100)),
     )
     return sign_object(key, manifest.encode(body))
 

@@ -217,11 +217,11 @@ MIN = (8192, 1, 1)
 
 
 def kf_bytes(
-    role: int, label: str, public: bytes, kdf: int, secret: bytes, *,
+    role: int, label: str, root: bytes, public: bytes, kdf: int, secret: bytes, *,
     params: tuple[int, int, int] = MIN, salt: bytes = b"", nonce: bytes = b"",
     passphrase: str | None = PASSPHRASE, checksum: bool = True,
 ) -> bytes:  # fmt: skip
-    w = Writer().header(b"OBKF", 1).u8(role).utf8_16(label).bytes16(public).u8(kdf)
+    w = Writer().header(b"OBKF", 1).u8(role).utf8_16(label).bytes16(root).bytes16(public).u8(kdf)
     if kdf == 1:
         w.u32(params[0]).u32(params[1]).u8(params[2]).raw(salt)
         aad = w.getvalue()
@@ -235,6 +235,7 @@ def kf_bytes(
 
 def keyfile_vectors(root: rsa.RSAPrivateKey, host: rsa.RSAPrivateKey) -> dict[str, Any]:
     rnd = Stream("opsbackup key-file vectors")
+    rt = der(root)  # the account root every key file names
     dedup, salt, nonce = rnd.take(32), rnd.take(16), rnd.take(12)
     host_der = host.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -244,27 +245,30 @@ def keyfile_vectors(root: rsa.RSAPrivateKey, host: rsa.RSAPrivateKey) -> dict[st
     )
     valid: list[dict[str, Any]] = [
         {"name": "dedup secret, Argon2id", "role": 6, "label": "dedup", "kdf": 1, "secret": dedup.hex(),
-         "hex": kf_bytes(6, "dedup", b"", 1, dedup, salt=salt, nonce=nonce).hex()},
+         "hex": kf_bytes(6, "dedup", rt, b"", 1, dedup, salt=salt, nonce=nonce).hex()},
         {"name": "dedup secret, KDF none", "role": 6, "label": "dedup", "kdf": 0, "secret": dedup.hex(),
-         "hex": kf_bytes(6, "dedup", b"", 0, dedup).hex()},
+         "hex": kf_bytes(6, "dedup", rt, b"", 0, dedup).hex()},
         {"name": "host key, KDF none", "role": 4, "label": "web-1", "kdf": 0, "key_id": kid(host).hex(),
-         "hex": kf_bytes(4, "web-1", der(host), 0, host_der).hex()},
+         "hex": kf_bytes(4, "web-1", rt, der(host), 0, host_der).hex()},
         {"name": "root key, Argon2id", "role": 1, "label": "root \u00e9", "kdf": 1, "key_id": kid(root).hex(),
-         "hex": kf_bytes(1, "root \u00e9", der(root), 1, root_der, salt=salt, nonce=nonce).hex()},
+         "hex": kf_bytes(1, "root \u00e9", rt, der(root), 1, root_der, salt=salt, nonce=nonce).hex()},
     ]  # fmt: skip
     good = bytes.fromhex(valid[0]["hex"])
 
-    def bad(name: str, raw: bytes, error: str = "FormatError", **extra: Any) -> dict[str, Any]:
+    def bad(
+        name: str, raw: bytes, error: str = "FormatError", stage: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
         # stage "decode": formats.keyfile.decode refuses it; "load": only opening the key does
-        stage = "decode" if error == "FormatError" and "not matching" not in name else "load"
+        if stage is None:
+            stage = "decode" if error == "FormatError" and "not matching" not in name else "load"
         return {"name": name, "hex": raw.hex(), "error": error, "stage": stage, **extra}
 
     def dd(**kw: Any) -> bytes:
-        return kf_bytes(6, "dedup", b"", 1, dedup, salt=salt, nonce=nonce, **kw)
+        return kf_bytes(6, "dedup", rt, b"", 1, dedup, salt=salt, nonce=nonce, **kw)
 
     def params(p: tuple[int, int, int]) -> bytes:  # refused before any KDF runs: not sealed
         return kf_bytes(
-            6, "dedup", b"", 1, dedup + bytes(16), params=p, salt=salt, nonce=nonce, passphrase=None
+            6, "dedup", rt, b"", 1, dedup + bytes(16), params=p, salt=salt, nonce=nonce, passphrase=None
         )
 
     invalid = [
@@ -278,23 +282,32 @@ def keyfile_vectors(root: rsa.RSAPrivateKey, host: rsa.RSAPrivateKey) -> dict[st
         bad("trailing byte", good + b"\0"),
         bad("wrong magic", b"OBKX" + good[4:]),
         bad("version 2", good[:4] + b"\0\2" + good[6:]),
-        bad("unknown KDF 2", kf_bytes(6, "dedup", b"", 2, dedup)),
+        bad("unknown KDF 2", kf_bytes(6, "dedup", rt, b"", 2, dedup)),
         bad("memory 8191 KiB", params((8191, 1, 1))),
         bad("memory above 4 GiB", params((4 * 1024 * 1024 + 1, 1, 1))),
         bad("iterations 0", params((8192, 0, 1))),
         bad("iterations 101", params((8192, 101, 1))),
         bad("lanes 0", params((8192, 1, 0))),
-        bad("KDF none for a root key", kf_bytes(1, "root", der(root), 0, root_der)),
-        bad("dedup secret of 31 bytes", kf_bytes(6, "dedup", b"", 0, dedup[:31])),
-        bad("dedup secret with a public key", kf_bytes(6, "dedup", der(host), 0, dedup)),
-        bad("host key without its public key", kf_bytes(4, "web-1", b"", 0, host_der)),
-        bad("private key not matching the public key", kf_bytes(4, "web-1", der(root), 0, host_der)),
-    ]
+        bad("KDF none for a root key", kf_bytes(1, "root", rt, der(root), 0, root_der)),
+        bad("dedup secret of 31 bytes", kf_bytes(6, "dedup", rt, b"", 0, dedup[:31])),
+        bad("dedup secret with a public key", kf_bytes(6, "dedup", rt, der(host), 0, dedup)),
+        bad("host key without its public key", kf_bytes(4, "web-1", rt, b"", 0, host_der)),
+        bad("private key not matching the public key", kf_bytes(4, "web-1", rt, der(root), 0, host_der)),
+        bad("no root public key", kf_bytes(4, "web-1", b"", der(host), 0, host_der)),
+        bad("root public key above 2048 bytes", kf_bytes(4, "web-1", bytes(2049), der(host), 0, host_der)),
+        bad("root key file naming another root", kf_bytes(1, "root", der(host), der(root), 1, root_der,
+                                                          salt=salt, nonce=nonce)),
+        bad("root public key not RSA-4096", kf_bytes(4, "web-1", der(host), der(host), 0, host_der),
+            stage="load"),
+        bad("root public key not a key", kf_bytes(4, "web-1", b"\x30\x03junk", der(host), 0, host_der),
+            stage="load"),
+    ]  # fmt: skip
     return {
         "description": "OBKF key files (docs/spec/key-file.md), Argon2id at the minimum parameters "
         f"(m={MIN[0]} KiB, t={MIN[1]}, p={MIN[2]}). Passphrase unless a vector says otherwise: "
         f"{PASSPHRASE!r}.",
         "passphrase": PASSPHRASE,
+        "root_public_der": rt.hex(),
         "keys": {"root": pem(root), "host": pem(host)},
         "valid": valid,
         "invalid": invalid,

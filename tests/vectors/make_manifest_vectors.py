@@ -106,8 +106,8 @@ def objects(*labels: str, size: int = 4 * 1024 * 1024) -> tuple[StoredObject, ..
     return tuple(sorted((StoredObject(h(x), size + i) for i, x in enumerate(labels)), key=lambda o: o.name))
 
 
-OBJS_MIN = objects("pack-0")
-OBJS_FULL = objects("pack-0", "pack-1", "pack-2")
+OBJS_MIN = objects("pack-0", "chunk-index")
+OBJS_FULL = objects("pack-0", "pack-1", "pack-2", "chunk-index-2")
 
 MINIMAL = Manifest(
     backup_id=bytes(range(16)),
@@ -119,7 +119,8 @@ MINIMAL = Manifest(
     data_key_commitment=h("data-commitment"),
     metadata_key_commitment=h("metadata-commitment"),
     tree_root=h("tree-root"),
-    tree_root_pack=OBJS_MIN[0].name,
+    tree_root_pack=h("pack-0"),
+    chunk_index=h("chunk-index"),
     host_name="web-1",
     wrapped_keys=tuple(sorted([wrapped("data"), wrapped("browse")])),
     objects=OBJS_MIN,
@@ -134,7 +135,8 @@ FULL = Manifest(
     data_key_commitment=h("data-commitment-2"),
     metadata_key_commitment=h("metadata-commitment-2"),
     tree_root=h("tree-root-2"),
-    tree_root_pack=OBJS_FULL[1].name,
+    tree_root_pack=h("pack-1"),
+    chunk_index=h("chunk-index-2"),
     host_name="db01.example.internal",
     wrapped_keys=tuple(sorted([wrapped("data-a"), wrapped("data-b", 60), wrapped("browse-a", 50)])),
     objects=OBJS_FULL,
@@ -149,6 +151,7 @@ def raw_body(m: Manifest, **over: Any) -> bytes:
     w.raw(m.backup_id).raw(m.account_id).raw(m.host_key_id).u64(m.time)
     w.raw(m.previous_manifest_hash).u64(m.keyring_version)
     w.raw(m.data_key_commitment).raw(m.metadata_key_commitment).raw(m.tree_root).raw(m.tree_root_pack)
+    w.raw(over.get("chunk_index", m.chunk_index))
     w.u64(m.statistics.files).u64(m.statistics.total_bytes).u64(m.statistics.added_bytes)
     w.bytes16(over.get("host_name", m.host_name.encode()))
     tags = over.get("tags", [t.encode() for t in m.tags])
@@ -294,6 +297,7 @@ def fields(m: Manifest) -> dict[str, Any]:
         "metadata_key_commitment": m.metadata_key_commitment.hex(),
         "tree_root": m.tree_root.hex(),
         "tree_root_pack": m.tree_root_pack.hex(),
+        "chunk_index": m.chunk_index.hex(),
         "host_name": m.host_name,
         "wrapped_keys": [k.hex() for k in m.wrapped_keys],
         "objects": [[o.name.hex(), o.size] for o in m.objects],
@@ -338,7 +342,16 @@ def manifest_vectors(s: Signer) -> dict[str, Any]:
         ("object list not sorted", raw_body(m, objects=objs[::-1])),
         ("duplicate object", raw_body(m, objects=[objs[0], *objs])),
         ("object of size zero", raw_body(m, objects=[(objs[0][0], 0), *objs[1:]])),
-        ("tree root pack not in the object list", raw_body(m, objects=[objs[0], objs[2]])),
+        (
+            "tree root pack not in the object list",
+            raw_body(m, objects=[o for o in objs if o[0] != m.tree_root_pack]),
+        ),
+        (
+            "chunk index not in the object list",
+            raw_body(m, objects=[o for o in objs if o[0] != m.chunk_index]),
+        ),
+        ("chunk index is the tree root pack", raw_body(m, chunk_index=m.tree_root_pack)),
+        ("one object only", raw_body(m, objects=[o for o in objs if o[0] == m.tree_root_pack])),
         ("object count larger than the bytes that remain", raw_body(m, object_count=1000)),
         ("object count above the limit", raw_body(m, object_count=manifest.MAX_OBJECTS + 1)),
         ("root hash does not match the object list", raw_body(m, root_hash=h("not the list"))),
