@@ -24,7 +24,7 @@ Layout (docs/spec/backup-root.md; integers big-endian)::
     | u32 node count N (>= 1) | N x (object id (32) | u32 pack index | bytes16 first path)
 
 Rules: source 0's backup id is the manifest's and its record count is 0; other sources are
-sorted by backup id, unique, and hold 1 to 64 records each. Packs are sorted by name, unique;
+sorted by backup id, unique, and hold 1 to 64 records each. Packs are ordered data first, then tree, each run sorted by name, unique;
 kind 1 = data (sealed under its source's data key), 2 = tree (always source 0: tree nodes are
 never shared between backups). A node's pack is a tree pack. First paths are non-decreasing
 by component (``formats.tree.path_key``).
@@ -178,7 +178,18 @@ def _check_packs(packs: Sequence[PackRef], source_count: int) -> None:
         raise ValueError(f"{len(packs)} packs; a backup root holds 1 to {MAX_PACKS}")
     for pack in packs:
         _check_pack(pack, source_count)
-    _check_strictly_sorted([p.name for p in packs], "packs")
+    _check_pack_order(packs)
+
+
+def _check_pack_order(packs: Sequence[PackRef]) -> None:
+    """Data packs first, then tree packs, each run sorted by name, no name twice.
+
+    A writer must know every data pack's index before it seals the tree nodes that name them,
+    and the tree packs' names exist only after those nodes are sealed: so tree packs come last.
+    """
+    if len({p.name for p in packs}) != len(packs):
+        raise ValueError("packs hold a duplicate entry")
+    _check_strictly_sorted([bytes([p.kind]) + p.name for p in packs], "packs")
 
 
 def _check_node(node: NodeRef, packs: Sequence[PackRef]) -> None:
@@ -280,7 +291,7 @@ def decode(data: bytes, what: str = "backup root") -> BackupRoot:
     if not 1 <= n_packs <= MAX_PACKS:
         raise r.error(f"pack count {n_packs} is not between 1 and {MAX_PACKS}")
     packs = tuple(_read_pack(r, n_sources) for _ in range(r.count(n_packs, PACK_ENTRY_SIZE)))
-    _checked(r, _check_strictly_sorted, [p.name for p in packs], "packs")
+    _checked(r, _check_pack_order, packs)
 
     n_nodes = r.u32()
     if not 1 <= n_nodes <= MAX_NODES:

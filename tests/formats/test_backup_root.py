@@ -16,7 +16,7 @@ from formats.errors import FormatError
 from tests.conftest import load_vectors
 
 VECTORS: Any = load_vectors("backup_root")
-STABLE_FULL_SHA256 = "5ac35faa3d1eddc40e01d1bd510f8b72e47d9a376422a2a9322387afe87fdddd"
+STABLE_FULL_SHA256 = "f3e8453210d17dbb41ec6fb109d9a254323cf8b03e8cf7c45efc24193e87e0d6"
 
 H32 = st.binary(min_size=32, max_size=32)
 ID16 = st.binary(min_size=16, max_size=16)
@@ -49,6 +49,7 @@ def roots(draw: st.DrawFn) -> BackupRoot:
         kind = PackKind.TREE if i == tree_at else draw(st.sampled_from(PackKind))
         source = 0 if kind is PackKind.TREE else draw(st.integers(0, len(sources) - 1))
         packs.append(PackRef(name, source, kind))
+    packs.sort(key=lambda p: (p.kind, p.name))
     tree_packs = [i for i, p in enumerate(packs) if p.kind is PackKind.TREE]
     paths = sorted(draw(st.lists(PATH, min_size=1, max_size=6)), key=tree.path_key)
     nodes = tuple(NodeRef(draw(H32), draw(st.sampled_from(tree_packs)), path) for path in paths)
@@ -189,6 +190,7 @@ def with_pack(i: int, **change: Any) -> tuple[PackRef, ...]:
         ({"sources": (dataclasses.replace(S0, data_key_commitment=bytes(31)), S1, S2)}, "32-byte"),
         ({"packs": ()}, "packs; a backup root holds 1 to"),
         ({"packs": GOOD.packs[::-1]}, "packs are not sorted"),
+        ({"packs": (GOOD.packs[TREE], *(p for i, p in enumerate(GOOD.packs) if i != TREE))}, "not sorted"),
         ({"packs": (GOOD.packs[0], *GOOD.packs)}, "duplicate"),
         ({"packs": with_pack(0, name=bytes(31))}, "32 bytes"),
         ({"packs": with_pack(DATA, source=3)}, "names source 3"),

@@ -53,7 +53,7 @@ def _packs() -> tuple[PackRef, ...]:
         (h("tree pack 0"), 0, PackKind.TREE),
         (h("tree pack 1"), 0, PackKind.TREE),
     ]
-    return tuple(PackRef(*r) for r in sorted(rows))
+    return tuple(PackRef(*r) for r in sorted(rows, key=lambda r: (r[2], r[0])))
 
 
 FULL_PACKS = _packs()
