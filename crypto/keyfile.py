@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,9 +148,19 @@ def generate_key(role: Role, *, label: str) -> PrivateKey:
     return PrivateKey(role=role, label=label, rsa_key=generate_rsa_key(KEY_BITS[role]))
 
 
+#: Argon2id with several lanes deadlocks when two threads derive at once (cryptography 50 on
+#: OpenSSL 3.x, seen here): derivations are serialised. They are rare (one per key file opened).
+_ARGON2_LOCK = threading.Lock()
+
+
 def _derive(passphrase: str, params: fmt.Argon2Params) -> bytes:
     if not passphrase:
         raise UsageError("an empty passphrase is not allowed; omit it only for host keys")
+    with _ARGON2_LOCK:
+        return _argon2id(passphrase, params)
+
+
+def _argon2id(passphrase: str, params: fmt.Argon2Params) -> bytes:
     kdf = Argon2id(
         salt=params.salt,
         length=KEY_SIZE,

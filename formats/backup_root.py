@@ -24,10 +24,10 @@ Layout (docs/spec/backup-root.md; integers big-endian)::
     | u32 node count N (>= 1) | N x (object id (32) | u32 pack index | bytes16 first path)
 
 Rules: source 0's backup id is the manifest's and its record count is 0; other sources are
-sorted by backup id, unique, and hold 1 to 64 records each. Packs are ordered data first, then tree, each run sorted by name, unique;
-kind 1 = data (sealed under its source's data key), 2 = tree (always source 0: tree nodes are
-never shared between backups). A node's pack is a tree pack. First paths are non-decreasing
-by component (``formats.tree.path_key``).
+sorted by backup id, unique, and hold 1 to 64 records each. Packs are ordered data first, then
+tree, each run sorted by name, unique; kind 1 = data (sealed under its source's data key),
+2 = tree (always source 0: tree nodes are never shared between backups). A node's pack is a
+tree pack. First paths are non-decreasing by component (``formats.tree.path_key``).
 
 Settled details (docs/spec/backup-root.md): no source after source 0 repeats source 0's backup
 id; each wrapped-key record is 1 to 8192 bytes (opaque here); there is at least one pack; each

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,25 @@ def test_wrong_passphrase_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(WrongPassphraseError) as info:
         ck.load_key(path, "wrong")
     assert _one_line(info.value) == f"wrong passphrase for key file {path}"
+
+
+def test_two_threads_can_open_key_files_at_once(tmp_path: Path) -> None:
+    """Argon2id with 4 lanes deadlocked when two threads derived at once; derivation is serialised."""
+    cost = ck.KdfCost(memory_kib=fmt.MIN_MEMORY_KIB, iterations=1, lanes=4)
+    paths = [tmp_path / f"dedup{i}.key" for i in range(2)]
+    for path in paths:
+        ck.save_key(path, ck.generate_key(Role.DEDUP, label="dedup"), "pw", cost=cost, root_public_key=ROOT)
+    loaded: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda p=p: loaded.append(ck.load_key(p, "pw").secret), daemon=True)
+        for p in paths
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "key derivation deadlocked"
+    assert len(loaded) == 2
 
 
 def test_truncated_key_file_is_format_error(tmp_path: Path) -> None:
