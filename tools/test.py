@@ -18,7 +18,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
-SYSTEM_TOOLS = {"openssl": "openssl", "gpg": "gnupg", "gpg-agent": "gpg-agent"}
+#: Tools the tests drive for real -> the Debian package that provides each. The packaging tests
+#: build the .deb with Debian's python3 and dpkg tools, and check it with lintian.
+SYSTEM_TOOLS = {
+    "openssl": "openssl",
+    "gpg": "gnupg",
+    "gpg-agent": "gpg-agent",
+    "dpkg-deb": "dpkg",
+    "dpkg-shlibdeps": "dpkg-dev",
+    "strip": "binutils",
+    "gcc": "gcc",
+    "lintian": "lintian",
+    "/usr/bin/python3": "python3",
+}
 
 
 def run(*cmd: str | Path) -> None:
