@@ -29,6 +29,18 @@ COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("server", "credential"), "server_credential_revoke"),
     (("server", "credential"), "server_credential_list"),
     (("server", "audit"), "server_audit_verify"),
+    (("keys",), "keys_init"),
+    (("keys",), "keys_publish"),
+    (("keys",), "keys_add_host"),
+    (("host",), "host_init"),
+    ((), "backup"),
+    ((), "snapshots"),
+    ((), "ls"),
+    ((), "find"),
+    ((), "restore"),
+    ((), "dump"),
+    ((), "check"),
+    ((), "demo"),
 )
 
 
@@ -62,7 +74,10 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (documented in docs/exit-codes.md)."""
     try:
-        cli.main(args=argv, prog_name="opsbackup", standalone_mode=False)
+        # Outside standalone mode click returns the code of ctx.exit(n) instead of raising it.
+        returned = cli.main(args=argv, prog_name="opsbackup", standalone_mode=False)
+        if isinstance(returned, int):
+            return returned
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except click.ClickException as exc:
