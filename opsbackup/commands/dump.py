@@ -23,6 +23,7 @@ from opsbackup.commands._client import (
     server_options,
     snapshot_path,
 )
+from opsbackup.commands._dedup_check import chunk_id_key, dedup_key_option
 from opsbackup.errors import UsageError
 from opsbackup.restore.dump import dump
 from opsbackup.restore.snapshots import resolve_snapshot
@@ -35,6 +36,7 @@ __all__ = ["command"]
 @config_option
 @server_options
 @key_option("data.key")
+@dedup_key_option
 @passphrase_option
 @click.option("--host", help="With 'latest': the newest snapshot of this host.")
 @click.argument("snapshot")
@@ -45,6 +47,7 @@ def command(
     ca_file: Path | None,
     credential_file: Path | None,
     key_file: Path | None,
+    dedup_file: Path | None,
     passphrase_file: Path | None,
     host: str | None,
     snapshot: str,
@@ -56,8 +59,9 @@ def command(
         raise UsageError("give the path of one file inside the snapshot")
     setup = open_client(config_path, server_url, ca_file, credential_file)
     key = load_reading_key(setup, key_file, passphrase_file, roles=(Role.DATA,), what="dump")
+    chunk_ids = chunk_id_key(setup, dedup_file)
     out = sys.stdout.buffer
     with account_for(setup, key) as account:
         snap = open_snapshot(account, resolve_snapshot(account, snapshot, host), key.private_key)
-        dump(account, snap, key.private_key, inner, out)
+        dump(account, snap, key.private_key, inner, out, chunk_ids=chunk_ids)
     out.flush()

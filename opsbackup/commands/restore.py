@@ -27,6 +27,7 @@ from opsbackup.commands._client import (
     snapshot_path,
     warn_and_exit,
 )
+from opsbackup.commands._dedup_check import chunk_id_key, dedup_key_option
 from opsbackup.restore.snapshots import resolve_snapshot
 from opsbackup.restore.tree_reader import open_snapshot
 from opsbackup.restore.writer import restore
@@ -38,6 +39,7 @@ __all__ = ["command"]
 @config_option
 @server_options
 @key_option("data.key")
+@dedup_key_option
 @passphrase_option
 @click.option(
     "--target",
@@ -55,6 +57,7 @@ def command(
     ca_file: Path | None,
     credential_file: Path | None,
     key_file: Path | None,
+    dedup_file: Path | None,
     passphrase_file: Path | None,
     target: Path,
     host: str | None,
@@ -66,11 +69,14 @@ def command(
     wanted = [snapshot_path(p) for p in paths]
     setup = open_client(config_path, server_url, ca_file, credential_file)
     key = load_reading_key(setup, key_file, passphrase_file, roles=(Role.DATA,), what="restore")
+    chunk_ids = chunk_id_key(setup, dedup_file)
     progress = make_progress(enabled=not as_json)
     try:
         with account_for(setup, key) as account:
             snap = open_snapshot(account, resolve_snapshot(account, snapshot, host), key.private_key)
-            result = restore(account, snap, key.private_key, target, wanted, progress=progress)
+            result = restore(
+                account, snap, key.private_key, target, wanted, progress=progress, chunk_ids=chunk_ids
+            )
     finally:
         progress.close()
     if as_json:
