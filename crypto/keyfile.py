@@ -14,8 +14,6 @@ keyring must be signed by. The root sits before the nonce: the passphrase seal a
 
 from __future__ import annotations
 
-import os
-import stat
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -37,13 +35,12 @@ from crypto.primitives import (
     random_bytes,
 )
 from crypto.private import generate_rsa_key
+from crypto.private_file import read_private_file
 from formats import keyfile as fmt
 from formats.errors import (
     FormatError,
     IntegrityError,
-    KeyPermissionError,
     LocalIOError,
-    NotFoundError,
     UsageError,
     WrongPassphraseError,
     WrongRoleError,
@@ -241,24 +238,7 @@ def save_key(
 
 
 def _read(path: Path, *, check_mode: bool) -> fmt.KeyFile:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise NotFoundError(f"key file {path} does not exist") from None
-    except OSError as exc:
-        raise LocalIOError(f"cannot read key file {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise LocalIOError(f"key file {path} is not a regular file")
-        if check_mode and st.st_mode & 0o077:
-            raise KeyPermissionError(
-                f"key file {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
-                f"run `chmod 600 {path}`"
-            )
-        data = f.read(MAX_KEY_FILE + 1)
-    if len(data) > MAX_KEY_FILE:
-        raise FormatError(f"key file {path} is too large to be a key file")
+    data = read_private_file(path, "key file", MAX_KEY_FILE, check_mode=check_mode)
     return fmt.decode(data, f"key file {path}")
 
 

@@ -8,8 +8,6 @@ keys). A passphrase for new keys must be at least :data:`MIN_NEW_LENGTH` charact
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
-from opsbackup.errors import ConfigError, KeyPermissionError, UsageError
+from crypto.private_file import read_private_file
+from opsbackup.errors import ConfigError, UsageError
 
 __all__ = [
     "MIN_NEW_LENGTH",
@@ -48,22 +47,15 @@ def passphrase_option(func: F) -> F:
 
 def read_passphrase_file(path: Path) -> str:
     """The passphrase in ``path``, without its trailing newline; the file must be private."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a pipe (<(pass show x)) works too
-    except FileNotFoundError:
-        raise ConfigError(f"passphrase file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read passphrase file {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if stat.S_ISREG(st.st_mode) and os.name == "posix" and st.st_mode & 0o077:
-            raise KeyPermissionError(
-                f"passphrase file {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(st.st_mode):04o}): run `chmod 600 {path}`"
-            )
-        data = f.read(_MAX_FILE + 1)
-    if len(data) > _MAX_FILE:
-        raise ConfigError(f"passphrase file {path} is too large to hold a passphrase")
+    data = read_private_file(
+        path,
+        "passphrase file",
+        _MAX_FILE,
+        allow_special=True,  # a pipe (<(pass show x)) works too
+        missing=ConfigError,
+        unreadable=ConfigError,
+        too_large=ConfigError,
+    )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
