@@ -126,9 +126,9 @@ class FileReader:
         self, abs_path: bytes, on_chunk: Callable[[bytes], None], warn: Callable[[str], None]
     ) -> ReadOutcome | None:
         """Chunk the regular file at ``abs_path``; None (and a warning) if it cannot be read whole."""
-        if self._before_open is not None:
-            self._before_open(abs_path)
         try:
+            if self._before_open is not None:
+                self._before_open(abs_path)  # a test hook; inside the try, so it can inject an OSError
             fd = _open(abs_path)
         except FileNotFoundError:
             warn(f"{show(abs_path)}: vanished before it was read; skipped")

@@ -23,7 +23,6 @@ readable by group or others (:func:`read_credential`).
 from __future__ import annotations
 
 import os
-import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,7 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from crypto.keyfile import import_public_pem
 from crypto.primitives import ct_equal, public_key_id
-from opsbackup.errors import ConfigError, FormatError, KeyPermissionError
+from crypto.private_file import read_private_file
+from opsbackup.errors import ConfigError, FormatError
 
 __all__ = [
     "CONFIG_ENV",
@@ -277,27 +277,19 @@ def load_root_public_key(
 
 def read_credential(path: Path) -> str:
     """The bearer token in ``path``; refuses a file that group or others can access."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise ConfigError(f"credential file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read credential file {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"credential file {path} is not a regular file")
-        if os.name == "posix" and st.st_mode & 0o077:
-            raise KeyPermissionError(
-                f"credential file {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(st.st_mode):04o}): run `chmod 600 {path}`"
-            )
-        data = f.read(_MAX_CREDENTIAL + 1)
+    data = read_private_file(
+        path,
+        "credential file",
+        _MAX_CREDENTIAL,
+        missing=ConfigError,
+        unreadable=ConfigError,
+        too_large=ConfigError,
+    )
     try:
         token = data.decode("ascii").strip()
     except UnicodeDecodeError:
         token = ""
-    if not token or len(data) > _MAX_CREDENTIAL or not token.isprintable() or " " in token:
+    if not token or not token.isprintable() or " " in token:
         raise ConfigError(f"credential file {path} does not hold one credential token (one line)")
     return token
 

@@ -3,6 +3,7 @@ a lost or corrupt cache is rebuilt from the server, and packs of an interrupted 
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,14 +201,23 @@ def test_a_file_that_vanishes_before_it_is_read_is_a_warning(env: ClientEnv, tmp
     assert os.fsencode(src / "hello.txt")[1:] in opened.by_path()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
 def test_an_unreadable_file_is_a_warning(env: ClientEnv, tmp_path: Path) -> None:
     src = make_tree(tmp_path)
-    os.chmod(src / "dir" / "log.txt", 0)
-    with small():
+    victim = os.fsencode(src / "dir" / "log.txt")
+    os.chmod(victim, 0)
+
+    def fault_injection_eacces_for_root(path: bytes) -> None:
+        """Root reads a mode-0 file, so as root the EACCES it would get is injected (a named fake)."""
+        if path == victim and os.geteuid() == 0:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+    with small(Hooks(before_open=fault_injection_eacces_for_root)):
         result = backup(env, src)
     assert len(result.warnings) == 1
     assert "log.txt" in result.warnings[0]
+    assert "Permission denied" in result.warnings[0]
+    opened = open_backup(env.account(Scope.RESTORE), env.keys, "web1", result.backup_id)
+    assert victim[1:] not in opened.by_path()
 
 
 def test_a_file_that_grows_while_read_is_recorded_as_read_with_a_warning(
