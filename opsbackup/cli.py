@@ -40,6 +40,9 @@ COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     ((), "restore"),
     ((), "dump"),
     ((), "check"),
+    ((), "run"),
+    ((), "forget"),
+    ((), "prune"),
     ((), "demo"),
 )
 

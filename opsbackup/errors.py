@@ -31,6 +31,7 @@ from formats.errors import (
 __all__ = [
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
+    "EXIT_NOTHING_TO_DO",
     "EXIT_OK",
     "EXIT_WARNINGS",
     "AlreadyRunningError",
@@ -56,6 +57,8 @@ __all__ = [
 #: A bug in opsbackup: the traceback is printed, because no user input should ever cause it.
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+#: ``opsbackup run`` found nothing configured to do (no paths, no commands): not a failure, not a backup.
+EXIT_NOTHING_TO_DO = 6
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -30,6 +30,7 @@ SYSTEM_TOOLS = {
     "gcc": "gcc",
     "lintian": "lintian",
     "/usr/bin/python3": "python3",
+    "systemd-analyze": "systemd",
 }
 
 

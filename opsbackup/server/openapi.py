@@ -79,6 +79,34 @@ OPENAPI: dict[str, Any] = {
         "/v1/openapi.json": {
             "get": _op("This document", "none", {"200": {"description": "OpenAPI 3.1"}}, {}, public=True)
         },
+        "/v1/objects": {
+            "get": _op(
+                "List the account's objects (name, size) in name order, a page at a time",
+                "restore, admin",
+                {
+                    "200": {
+                        "description": "one page; 'next' is the 'after' of the next page, or null",
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "objects": {"type": "array", "items": {"type": "object"}},
+                                    "next": {"type": ["string", "null"]},
+                                },
+                            }
+                        ),
+                    }
+                },
+                {
+                    "400": "invalid 'after' or 'limit'",
+                    "403": "scope not allowed (host credentials cannot list)",
+                },
+                params=[
+                    {"name": "after", "in": "query", "required": False, "schema": _HEX64},
+                    {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}},
+                ],
+            )
+        },
         "/v1/objects/{name}": {
             "put": _op(
                 "Upload an object whose name is the SHA-256 of its bytes (create-only, idempotent)",

@@ -1,4 +1,4 @@
-"""Content-addressed objects: PUT (verified, create-only), GET/HEAD with ranges, batch query."""
+"""Content-addressed objects: PUT (verified, create-only), GET/HEAD with ranges, batch query, listing."""
 
 from __future__ import annotations
 
@@ -23,12 +23,17 @@ from opsbackup.server.common import (
     settings,
 )
 from opsbackup.server.streaming import BodyReader, BodyTooLargeError
+from opsbackup.storage.base import ObjectStore
 
-__all__ = ["parse_range", "routes"]
+__all__ = ["MAX_LIST_PAGE", "parse_range", "routes"]
 
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+_OBJECT_NAME = re.compile(r"[0-9a-f]{64}")
 _READERS = (Scope.HOST, Scope.RESTORE, Scope.ADMIN)
 _WRITERS = (Scope.HOST, Scope.ADMIN)
+_LISTERS = (Scope.RESTORE, Scope.ADMIN)
+#: The most names one listing page returns (and its default).
+MAX_LIST_PAGE = 10_000
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
@@ -133,7 +138,40 @@ async def query_objects(request: Request) -> Response:
     return JSONResponse({"present": sorted(keys[k] for k in present)})
 
 
+def _list_page(
+    store: ObjectStore, prefix: str, after: str, limit: int
+) -> tuple[list[dict[str, object]], str | None]:
+    """Up to ``limit`` objects (name, size) after ``after`` in name order, and the next cursor."""
+    page: list[dict[str, object]] = []
+    for key in store.list(prefix):
+        name = key.rsplit("/", 1)[-1]
+        if name <= after or not _OBJECT_NAME.fullmatch(name):
+            continue
+        if len(page) == limit:
+            return page, str(page[-1]["name"])
+        try:
+            page.append({"name": name, "size": store.size(key)})
+        except NotFoundError:  # deleted while listing
+            continue
+    return page, None
+
+
+async def list_objects(request: Request) -> Response:
+    _, account = await require(request, *_LISTERS)
+    s = settings(request)
+    after = request.query_params.get("after", "")
+    if after and not _OBJECT_NAME.fullmatch(after):
+        raise ApiError(400, "invalid 'after': it must be an object name (64 lower-case hex digits)")
+    raw_limit = request.query_params.get("limit", str(MAX_LIST_PAGE))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST_PAGE:
+        raise ApiError(400, f"invalid 'limit': a number from 1 to {MAX_LIST_PAGE}")
+    prefix = f"accounts/{account.account_id.hex()}/objects/"
+    page, cursor = await run_in_threadpool(_list_page, s.store, prefix, after, int(raw_limit))
+    return JSONResponse({"objects": page, "next": cursor})
+
+
 routes = [
+    Route("/v1/objects", list_objects, methods=["GET"]),
     Route("/v1/objects/query", query_objects, methods=["POST"]),
     Route("/v1/objects/{name:path}", put_object, methods=["PUT"]),
     Route("/v1/objects/{name:path}", get_object, methods=["GET", "HEAD"]),

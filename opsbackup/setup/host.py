@@ -52,6 +52,11 @@ ROOT_PUB = "root.pub.pem"
 DEDUP_FILE = "dedup.key"
 CACHE_DIR = "cache"
 STATE_FILE = "state.json"
+#: With the packaged layout, /etc/opsbackup is read-only to the backup (systemd ProtectSystem=strict):
+#: the cache and the state (with the run lock beside it) go where the unit may write.
+SYSTEM_DIR = Path("/etc/opsbackup")
+SYSTEM_CACHE_DIR = "/var/cache/opsbackup"
+SYSTEM_STATE_FILE = "/var/lib/opsbackup/state.json"
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,18 @@ def init_host(
     dedup_file: Path,
     root_fingerprint_hex: str | None = None,
     backup: BackupSettings | None = None,
-    cache_dir: str = CACHE_DIR,
-    state_file: str = STATE_FILE,
+    cache_dir: str | None = None,
+    state_file: str | None = None,
 ) -> HostFiles:
-    """Set up ``directory`` (created 0700) for host ``name``; refuse if it already holds a host."""
+    """Set up ``directory`` (created 0700) for host ``name``; refuse if it already holds a host.
+
+    The cache and state default to ``cache`` and ``state.json`` inside ``directory``, except for
+    the system directory /etc/opsbackup, where they are /var/cache/opsbackup and
+    /var/lib/opsbackup/state.json (the packaged systemd unit may write only there).
+    """
+    system = Path(directory).absolute() == SYSTEM_DIR
+    cache_dir = cache_dir or (SYSTEM_CACHE_DIR if system else CACHE_DIR)
+    state_file = state_file or (SYSTEM_STATE_FILE if system else STATE_FILE)
     check_host_name(name)
     if not server_url.startswith("https://"):
         raise ConfigError(f"server URL must start with https:// (got {server_url[:80]!r})")
@@ -124,6 +137,7 @@ def init_host(
         save_key(directory / DEDUP_FILE, dedup, None, root_public_key=root)
         written.append(directory / DEDUP_FILE)
         (directory / cache_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        (directory / state_file).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         text = render_config(
             server=ServerSettings(server_url, Path(CA_FILE), Path(CREDENTIAL_FILE)),
             account=(ROOT_PUB, root_fingerprint(root)),

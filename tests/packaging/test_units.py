@@ -116,7 +116,7 @@ def test_cron_example_runs_the_backup_without_flock_and_explains_exit_codes() ->
     assert (dom, month, dow, user) == ("*", "*", "*", "root")
     assert 0 <= int(minute) < 60
     assert 0 <= int(hour) < 24
-    assert command.endswith("/usr/bin/opsbackup run --config /etc/opsbackup/config.toml")
+    assert command.endswith("/usr/bin/opsbackup run --config /etc/opsbackup/config.toml >/dev/null")
     assert "flock" not in command
     for code, meaning in ((0, "done"), (EXIT_WARNINGS, "warnings"), (AlreadyRunningError.exit_code, "lock")):
         assert re.search(rf"^#\s+{code}\s+.*{meaning}", text, flags=re.MULTILINE), f"exit code {code}"
