@@ -20,7 +20,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -47,7 +47,7 @@ from opsbackup.chunking import Chunker, gear_table
 from opsbackup.client.account import Account
 from opsbackup.client.identity import HostIdentity
 from opsbackup.client.progress import NullProgress, Progress
-from opsbackup.errors import LocalIOError, UsageError
+from opsbackup.errors import LocalIOError, NotFoundError, UsageError
 
 __all__ = ["run_backup"]
 
@@ -180,6 +180,7 @@ class _Run:
         )
         stored = self._store(walker, workers)
         stats = stored.stats
+        self._check_still_present(stored.objects)
         digest, chained_to = put_manifest(
             account,
             host,
@@ -209,6 +210,24 @@ class _Run:
             duration=0.0,
             warnings=(),
         )
+
+    def _check_still_present(self, objects: Sequence[StoredObject]) -> None:
+        """Refuse to publish a manifest naming an object the server no longer has.
+
+        A prune that ran while this backup did may have swept a pack the backup reuses from its
+        cache (docs/operations.md, "Prune"). Publishing would make a backup that cannot restore;
+        instead the cache forgets the vanished packs and the error asks for another run, which
+        uploads their chunks again. This narrows the race to the moment between this check and
+        the manifest upload; it does not close it.
+        """
+        names = [obj.name for obj in objects]
+        missing = set(names) - self.account.repo.present(names)
+        if missing:
+            check_packs(self.cache, self.account)
+            raise NotFoundError(
+                f"{len(missing)} objects this backup needs vanished from the server while it ran "
+                "(a prune?); nothing was published: run the backup again"
+            )
 
     def _store(self, walker: Walker, workers: int) -> _Stored:
         """Walk and upload everything but the manifest; on failure, record the packs that made it."""

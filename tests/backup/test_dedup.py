@@ -12,6 +12,7 @@ import pytest
 
 from opsbackup.backup.cache import cache_path
 from opsbackup.backup.tuning import Hooks
+from opsbackup.errors import NotFoundError
 from opsbackup.server.accounts import Scope
 from tests.backup.reader import open_backup
 from tests.backup.support import backup, object_names, small
@@ -144,6 +145,30 @@ def test_a_pack_gone_from_the_server_is_not_reused(env: ClientEnv, tmp_path: Pat
         second = backup(env, src)
     assert second.new_chunks > 0  # the chunks of the lost pack are stored again
     opened = open_backup(env.account(Scope.RESTORE), env.keys, "web1", second.backup_id)
+    assert victim not in {p.name for p in opened.root.packs}
+    big = os.fsencode(src / "dir" / "sub" / "random.bin")
+    assert opened.content(big[1:]) == (src / "dir" / "sub" / "random.bin").read_bytes()
+
+
+def test_a_pack_swept_while_the_backup_runs_is_not_published(env: ClientEnv, tmp_path: Path) -> None:
+    """A prune that deletes a reused pack mid-run: the backup refuses to publish a broken manifest."""
+    src = make_tree(tmp_path)
+    with small():
+        first = backup(env, src)
+    victim = sorted(data_packs_of(env, first.backup_id))[0]
+    key = f"accounts/{env.account_id.hex()}/objects/{victim.hex()[:2]}/{victim.hex()}"
+    manifests = env.account(Scope.RESTORE).repo.list_manifests()
+    (src / "new.bin").write_bytes(os.urandom(300_000))  # so the second run uploads a pack
+
+    def sweep_the_victim(name: bytes, created: bool) -> None:
+        env.server.store.delete(key)  # what a concurrent prune's sweep does
+
+    with small(Hooks(after_pack_upload=sweep_the_victim)), pytest.raises(NotFoundError, match="vanished"):
+        backup(env, src)
+    assert env.account(Scope.RESTORE).repo.list_manifests() == manifests  # nothing was published
+    with small():
+        third = backup(env, src)  # the cache forgot the swept pack: its chunks go up again
+    opened = open_backup(env.account(Scope.RESTORE), env.keys, "web1", third.backup_id)
     assert victim not in {p.name for p in opened.root.packs}
     big = os.fsencode(src / "dir" / "sub" / "random.bin")
     assert opened.content(big[1:]) == (src / "dir" / "sub" / "random.bin").read_bytes()
