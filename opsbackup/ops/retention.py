@@ -87,12 +87,15 @@ def apply_policy(
 ) -> tuple[list[tuple[int, str]], list[tuple[int, str]], dict[str, list[str]]]:
     """``(keep, remove, reasons)`` for ``(time, id)`` snapshots of ONE host; both lists newest first.
 
-    ``reasons`` maps each kept id to the rules that keep it (``"daily"``, ``"last"`` ...). Ties
-    in time are broken by id so that the result does not depend on the input order.
+    ``reasons`` maps each kept id to the rules that keep it (``"daily"``, ``"last"`` ...).
+    Snapshots of the same second are ordered as given, a later one being newer: pass them oldest
+    first as ``list_snapshots`` does (one host's backups of one second in the order of their
+    chain). Any other input order only matters for such ties.
     """
     if policy.empty:
         raise ValueError("a policy that keeps nothing")
-    ordered = sorted(snapshots, key=lambda s: (s[0], s[1]), reverse=True)
+    # Stable sort by time, newest first, of the reversed input: ties keep "later in input = newer".
+    ordered = sorted(reversed(list(snapshots)), key=lambda s: s[0], reverse=True)
     reasons: dict[str, list[str]] = {}
     for rule, bucket in RULES.items():
         left = getattr(policy, rule)

@@ -55,6 +55,15 @@ def test_a_year_of_daily_backups_keeps_exactly_the_table() -> None:
     assert {i for _, i in keep} | {i for _, i in remove} == {i for _, i in snapshots}
 
 
+def test_snapshots_of_one_second_keep_their_chain_order() -> None:
+    """Backups made in the same second: the one later in the (chain-ordered) input is the newest."""
+    same_second = [(1_700_000_000, "c-first"), (1_700_000_000, "a-second"), (1_700_000_000, "b-third")]
+    keep, remove, reasons = apply_policy(same_second, Policy(last=1))
+    assert keep == [(1_700_000_000, "b-third")]
+    assert remove == [(1_700_000_000, "a-second"), (1_700_000_000, "c-first")]
+    assert reasons == {"b-third": ["last"]}
+
+
 def test_monthly_12_keeps_the_last_day_of_every_month() -> None:
     keep, _, reasons = apply_policy(_year(), Policy(monthly=12))
     expected = []
