@@ -9,7 +9,7 @@ import click
 
 from formats import errors
 from opsbackup.cli import cli
-from tools.cli_reference import walk
+from tools.cli_reference import FIRST_HEADING, reference, walk
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -40,3 +40,9 @@ def test_every_error_class_exit_code_is_documented() -> None:
     for cls in classes:
         assert cls.exit_code in documented, f"{cls.__name__} exit code {cls.exit_code} not in exit-codes.md"
         assert cls.__name__ in text or cls.__mro__[1].__name__ in text, cls.__name__
+
+
+def test_the_reference_in_cli_md_is_exactly_the_commands_help() -> None:
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    generated = text[text.index(FIRST_HEADING) :]
+    assert generated == reference(), "docs/cli.md is stale: run tools/cli_reference.py --write"
