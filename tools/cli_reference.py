@@ -28,8 +28,15 @@ def reference() -> str:
     parts = []
     for path, cmd in walk(cli, ["opsbackup"]):
         name = " ".join(path)
-        # A fixed width, so the text does not depend on the terminal (or COLUMNS) it is made in.
-        ctx = click.Context(cmd, info_name=name, terminal_width=80, max_content_width=80)
+        # A fixed width, so the text does not depend on the terminal (or COLUMNS) it is made in;
+        # the group's help option names, whether or not a command has run in this process.
+        ctx = click.Context(
+            cmd,
+            info_name=name,
+            terminal_width=80,
+            max_content_width=80,
+            help_option_names=cli.context_settings["help_option_names"],
+        )
         parts.append(f"### `{name}`\n\n```text\n{cmd.get_help(ctx)}\n```\n")
     return "\n".join(parts)
 
