@@ -8,11 +8,13 @@ else is touched. Each format module builds on these and on nothing else.
 
 from __future__ import annotations
 
+import itertools
 import struct
+from collections.abc import Sequence
 
 from formats.errors import FormatError
 
-__all__ = ["Reader", "Writer", "expect_header"]
+__all__ = ["Reader", "Writer", "check_strictly_sorted", "expect_header"]
 
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
@@ -179,3 +181,12 @@ def _fits(n: int, limit: int) -> int:
     if not 0 <= n <= limit:
         raise ValueError(f"value {n} does not fit its field (0 to {limit})")
     return n
+
+
+def check_strictly_sorted(items: Sequence[bytes], what: str) -> None:
+    """ValueError unless ``items`` increase strictly: the canonical-list rule every format shares."""
+    for prev, cur in itertools.pairwise(items):
+        if cur == prev:
+            raise ValueError(f"{what} hold a duplicate entry")
+        if cur < prev:
+            raise ValueError(f"{what} are not sorted")

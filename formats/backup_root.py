@@ -38,11 +38,10 @@ in ``formats.chunk_index``.
 from __future__ import annotations
 
 import enum
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from formats._wire import Reader, Writer, expect_header
+from formats._wire import Reader, Writer, check_strictly_sorted, expect_header
 from formats.tree import MAX_PATH, check_path, path_key
 
 __all__ = [
@@ -123,14 +122,6 @@ class BackupRoot:
 # Checks shared by encode (ValueError) and decode (FormatError, via _checked).
 
 
-def _check_strictly_sorted(items: Sequence[bytes], what: str) -> None:
-    for prev, cur in itertools.pairwise(items):
-        if cur == prev:
-            raise ValueError(f"{what} hold a duplicate entry")
-        if cur < prev:
-            raise ValueError(f"{what} are not sorted")
-
-
 def _check_source(src: Source, index: int) -> None:
     if len(src.backup_id) != BACKUP_ID_SIZE or len(src.data_key_commitment) != HASH_SIZE:
         raise ValueError("a source needs a 16-byte backup id and a 32-byte data key commitment")
@@ -148,7 +139,7 @@ def _check_source(src: Source, index: int) -> None:
             raise ValueError(
                 f"wrapped-key record of {len(rec)} bytes in source {index} (1 to {MAX_RECORD_SIZE})"
             )
-    _check_strictly_sorted(src.wrapped_keys, f"the wrapped-key records of source {index}")
+    check_strictly_sorted(src.wrapped_keys, f"the wrapped-key records of source {index}")
 
 
 def _check_sources(sources: Sequence[Source]) -> None:
@@ -157,7 +148,7 @@ def _check_sources(sources: Sequence[Source]) -> None:
     for i, src in enumerate(sources):
         _check_source(src, i)
     ids = [s.backup_id for s in sources[1:]]
-    _check_strictly_sorted(ids, "sources after source 0")
+    check_strictly_sorted(ids, "sources after source 0")
     if sources[0].backup_id in ids:
         raise ValueError("a source repeats the backup id of source 0 (this backup)")
 
@@ -189,7 +180,7 @@ def _check_pack_order(packs: Sequence[PackRef]) -> None:
     """
     if len({p.name for p in packs}) != len(packs):
         raise ValueError("packs hold a duplicate entry")
-    _check_strictly_sorted([bytes([p.kind]) + p.name for p in packs], "packs")
+    check_strictly_sorted([bytes([p.kind]) + p.name for p in packs], "packs")
 
 
 def _check_node(node: NodeRef, packs: Sequence[PackRef]) -> None:

@@ -31,11 +31,10 @@ packs and no sources) is valid: it is the one segment of a backup that added no 
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from formats._wire import Reader, Writer, expect_header
+from formats._wire import Reader, Writer, check_strictly_sorted, expect_header
 from formats.backup_root import Source
 from formats.sealed import MAX_PLAINTEXT, MAX_SEALED, OVERHEAD
 
@@ -126,14 +125,6 @@ def segment_object_id(number: int) -> bytes:
 # Shared checks: ValueError here, turned into FormatError by _checked when decoding.
 
 
-def _check_strictly_sorted(items: Sequence[bytes], what: str) -> None:
-    for prev, cur in itertools.pairwise(items):
-        if cur == prev:
-            raise ValueError(f"{what} hold a duplicate entry")
-        if cur < prev:
-            raise ValueError(f"{what} are not sorted")
-
-
 def _check_source(src: Source) -> None:
     if len(src.backup_id) != BACKUP_ID_SIZE or len(src.data_key_commitment) != HASH_SIZE:
         raise ValueError("a source needs a 16-byte backup id and a 32-byte data key commitment")
@@ -144,7 +135,7 @@ def _check_source(src: Source) -> None:
     for rec in src.wrapped_keys:
         if not 1 <= len(rec) <= MAX_RECORD_SIZE:
             raise ValueError(f"wrapped-key record of {len(rec)} bytes (1 to {MAX_RECORD_SIZE})")
-    _check_strictly_sorted(src.wrapped_keys, "a source's wrapped-key records")
+    check_strictly_sorted(src.wrapped_keys, "a source's wrapped-key records")
 
 
 def _check_tables(segment: Segment) -> None:
@@ -153,7 +144,7 @@ def _check_tables(segment: Segment) -> None:
         raise ValueError(f"{len(segment.sources)} sources, more than the limit of {MAX_SOURCES}")
     for src in segment.sources:
         _check_source(src)
-    _check_strictly_sorted([s.backup_id for s in segment.sources], "sources")
+    check_strictly_sorted([s.backup_id for s in segment.sources], "sources")
     used_sources = set()
     for name, source in segment.packs:
         if len(name) != HASH_SIZE:
@@ -161,7 +152,7 @@ def _check_tables(segment: Segment) -> None:
         if not 0 <= source < len(segment.sources):
             raise ValueError(f"pack names source {source}, but the segment has {len(segment.sources)}")
         used_sources.add(source)
-    _check_strictly_sorted([name for name, _ in segment.packs], "packs")
+    check_strictly_sorted([name for name, _ in segment.packs], "packs")
     used_packs = set()
     for entry in segment.entries:
         if len(entry.chunk_id) != HASH_SIZE:
@@ -171,7 +162,7 @@ def _check_tables(segment: Segment) -> None:
         if not 1 <= entry.length <= _U32_MAX:
             raise ValueError(f"entry length {entry.length} is not between 1 and {_U32_MAX}")
         used_packs.add(entry.pack)
-    _check_strictly_sorted([e.chunk_id for e in segment.entries], "entries")
+    check_strictly_sorted([e.chunk_id for e in segment.entries], "entries")
     if len(used_packs) != len(segment.packs):
         raise ValueError("a pack is used by no entry")
     if len(used_sources) != len(segment.sources):

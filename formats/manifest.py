@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from formats._wire import Reader, Writer, expect_header
+from formats._wire import Reader, Writer, check_strictly_sorted, expect_header
 
 __all__ = [
     "ACCOUNT_ID_SIZE",
@@ -150,7 +149,7 @@ def _check_tags(tags: Sequence[str]) -> None:
     for tag in tags:
         if not 1 <= len(tag.encode("utf-8")) <= TAG_MAX or not _TAG.fullmatch(tag):
             raise ValueError(f"tag {tag!r} must be 1 to {TAG_MAX} of A-Z a-z 0-9 . _ - : = @ +")
-    _check_strictly_sorted([t.encode("utf-8") for t in tags], "tags")
+    check_strictly_sorted([t.encode("utf-8") for t in tags], "tags")
 
 
 def _check_wrapped_keys(records: Sequence[bytes]) -> None:
@@ -159,7 +158,7 @@ def _check_wrapped_keys(records: Sequence[bytes]) -> None:
     for rec in records:
         if not 1 <= len(rec) <= MAX_WRAPPED_KEY_SIZE:
             raise ValueError(f"wrapped-key record of {len(rec)} bytes (1 to {MAX_WRAPPED_KEY_SIZE})")
-    _check_strictly_sorted(records, "wrapped keys")
+    check_strictly_sorted(records, "wrapped keys")
 
 
 def _check_objects(objects: Sequence[StoredObject], tree_root_pack: bytes, chunk_index: bytes) -> None:
@@ -169,21 +168,13 @@ def _check_objects(objects: Sequence[StoredObject], tree_root_pack: bytes, chunk
         if len(obj.name) != HASH_SIZE or not 1 <= obj.size <= _U64_MAX:
             raise ValueError("an object needs a 32-byte name and a size of at least 1")
     names = [obj.name for obj in objects]
-    _check_strictly_sorted(names, "objects")
+    check_strictly_sorted(names, "objects")
     if not _contains_sorted(names, tree_root_pack):
         raise ValueError("the tree root pack is not in the object list")
     if not _contains_sorted(names, chunk_index):
         raise ValueError("the chunk index is not in the object list")
     if chunk_index == tree_root_pack:
         raise ValueError("the chunk index and the tree root pack are the same object")
-
-
-def _check_strictly_sorted(items: Sequence[bytes], what: str) -> None:
-    for prev, cur in itertools.pairwise(items):
-        if cur == prev:
-            raise ValueError(f"{what} hold a duplicate entry")
-        if cur < prev:
-            raise ValueError(f"{what} are not sorted")
 
 
 def _contains_sorted(names: Sequence[bytes], name: bytes) -> bool:
