@@ -6,10 +6,10 @@ backup is and which per-backup data keys open it:
 
 * **sources**: every backup whose packs this backup's files use (deduplication reaches into
   earlier backups, whose chunks stay sealed under *their* data keys). Source 0 is this backup
-  itself. Each source carries the data-key commitment of that backup and the wrapped-key records
-  of its data key (``OBWK``, role data; empty for source 0, whose records are in the manifest),
-  so a restore can unwrap and check every key it needs from this backup alone, even after the
-  source backup's manifest has been forgotten.
+  itself. Each source carries the data-key commitment of that backup, against which a reader
+  checks the data key it unwraps from that backup's key envelope (``formats.envelope``); the
+  manifest names the same earlier backups (its ``sources``), so the server keeps their envelopes
+  for as long as this backup needs them.
 * **packs**: every pack the backup needs (data packs and tree packs), with the source whose key
   sealed it. The manifest's object list holds these names and the chunk index's (and nothing else).
 * **nodes**: the tree nodes (``formats.tree``) in stream order: object id, pack, and the path of
@@ -19,18 +19,18 @@ Layout (docs/spec/backup-root.md; integers big-endian)::
 
     "OBRT" | u16 version = 1
     | u16 source count S (>= 1) | S x source
-        source: backup id (16) | data key commitment (32) | u16 record count R | R x bytes16 record
+        source: backup id (16) | data key commitment (32)
     | u32 pack count P | P x (pack name (32) | u16 source index | u8 pack kind)
     | u32 node count N (>= 1) | N x (object id (32) | u32 pack index | bytes16 first path)
 
-Rules: source 0's backup id is the manifest's and its record count is 0; other sources are
-sorted by backup id, unique, and hold 1 to 64 records each. Packs are ordered data first, then
+Rules: source 0's backup id is the manifest's; other sources are sorted by backup id, unique,
+and are exactly the manifest's ``sources``. Packs are ordered data first, then
 tree, each run sorted by name, unique; kind 1 = data (sealed under its source's data key),
 2 = tree (always source 0: tree nodes are never shared between backups). A node's pack is a
 tree pack. First paths are non-decreasing by component (``formats.tree.path_key``).
 
 Settled details (docs/spec/backup-root.md): no source after source 0 repeats source 0's backup
-id; each wrapped-key record is 1 to 8192 bytes (opaque here); there is at least one pack; each
+id; there is at least one pack; each
 first path is a canonical path (``formats.tree.check_path``). The source encoding is the same as
 in ``formats.chunk_index``.
 """
@@ -50,12 +50,10 @@ __all__ = [
     "MAGIC",
     "MAX_NODES",
     "MAX_PACKS",
-    "MAX_RECORDS_PER_SOURCE",
-    "MAX_RECORD_SIZE",
     "MAX_SOURCES",
     "NODE_ENTRY_MIN_SIZE",
     "PACK_ENTRY_SIZE",
-    "SOURCE_MIN_SIZE",
+    "SOURCE_SIZE",
     "VERSION",
     "BackupRoot",
     "NodeRef",
@@ -63,21 +61,21 @@ __all__ = [
     "PackRef",
     "Source",
     "decode",
+    "check_source",
     "encode",
+    "read_source",
+    "write_source",
 ]
 
 MAGIC = b"OBRT"
 VERSION = 1
 MAX_SOURCES = 0xFFFF
-MAX_RECORDS_PER_SOURCE = 64
 MAX_PACKS = 1 << 22  # the manifest's object limit
 MAX_NODES = 1 << 22
 BACKUP_ID_SIZE = 16
 HASH_SIZE = 32  # commitments, pack names, object ids
-#: A wrapped-key record, as in the manifest (formats.manifest.MAX_WRAPPED_KEY_SIZE).
-MAX_RECORD_SIZE = 8192
-#: Source 0: backup id, commitment, a zero record count.
-SOURCE_MIN_SIZE = BACKUP_ID_SIZE + HASH_SIZE + 2
+#: A source: backup id and data key commitment.
+SOURCE_SIZE = BACKUP_ID_SIZE + HASH_SIZE
 #: pack name, u16 source index, u8 kind.
 PACK_ENTRY_SIZE = HASH_SIZE + 2 + 1
 #: object id, u32 pack index, first path of one byte.
@@ -95,7 +93,6 @@ class Source:
 
     backup_id: bytes  # 16
     data_key_commitment: bytes  # 32
-    wrapped_keys: tuple[bytes, ...] = ()  # encoded OBWK records (role data), sorted, unique
 
 
 @dataclass(frozen=True)
@@ -122,31 +119,27 @@ class BackupRoot:
 # Checks shared by encode (ValueError) and decode (FormatError, via _checked).
 
 
-def _check_source(src: Source, index: int) -> None:
+def check_source(src: Source) -> None:
+    """ValueError unless ``src`` has a 16-byte backup id and a 32-byte commitment."""
     if len(src.backup_id) != BACKUP_ID_SIZE or len(src.data_key_commitment) != HASH_SIZE:
         raise ValueError("a source needs a 16-byte backup id and a 32-byte data key commitment")
-    if index == 0:
-        if src.wrapped_keys:
-            raise ValueError("source 0 (this backup) holds no wrapped-key records: they are in the manifest")
-        return
-    if not 1 <= len(src.wrapped_keys) <= MAX_RECORDS_PER_SOURCE:
-        raise ValueError(
-            f"source {index} holds {len(src.wrapped_keys)} wrapped-key records "
-            f"(1 to {MAX_RECORDS_PER_SOURCE})"
-        )
-    for rec in src.wrapped_keys:
-        if not 1 <= len(rec) <= MAX_RECORD_SIZE:
-            raise ValueError(
-                f"wrapped-key record of {len(rec)} bytes in source {index} (1 to {MAX_RECORD_SIZE})"
-            )
-    check_strictly_sorted(src.wrapped_keys, f"the wrapped-key records of source {index}")
+
+
+def write_source(w: Writer, src: Source) -> None:
+    """A source's bytes (the same in a backup root and in a chunk-index segment)."""
+    w.fixed(src.backup_id, BACKUP_ID_SIZE).fixed(src.data_key_commitment, HASH_SIZE)
+
+
+def read_source(r: Reader) -> Source:
+    """Read one source (its fixed 48 bytes)."""
+    return Source(backup_id=r.take(BACKUP_ID_SIZE), data_key_commitment=r.take(HASH_SIZE))
 
 
 def _check_sources(sources: Sequence[Source]) -> None:
     if not 1 <= len(sources) <= MAX_SOURCES:
         raise ValueError(f"{len(sources)} sources; a backup root holds 1 to {MAX_SOURCES}")
-    for i, src in enumerate(sources):
-        _check_source(src, i)
+    for src in sources:
+        check_source(src)
     ids = [s.backup_id for s in sources[1:]]
     check_strictly_sorted(ids, "sources after source 0")
     if sources[0].backup_id in ids:
@@ -215,9 +208,7 @@ def encode(root: BackupRoot) -> bytes:
     _check_nodes(root.nodes, root.packs)
     w = Writer().header(MAGIC, VERSION).u16(len(root.sources))
     for src in root.sources:
-        w.raw(src.backup_id).raw(src.data_key_commitment).u16(len(src.wrapped_keys))
-        for rec in src.wrapped_keys:
-            w.bytes16(rec)
+        write_source(w, src)
     w.u32(len(root.packs))
     for pack in root.packs:
         w.raw(pack.name).u16(pack.source).u8(pack.kind)
@@ -233,19 +224,6 @@ def _checked(r: Reader, check: Callable[..., None], *args: object) -> None:
         check(*args)
     except ValueError as exc:
         raise r.error(str(exc)) from None
-
-
-def _read_source(r: Reader, index: int) -> Source:
-    backup_id = r.take(BACKUP_ID_SIZE)
-    commitment = r.take(HASH_SIZE)
-    n = r.u16()
-    low, high = (0, 0) if index == 0 else (1, MAX_RECORDS_PER_SOURCE)
-    if not low <= n <= high:
-        raise r.error(f"source {index} has wrapped-key record count {n} (must be {low} to {high})")
-    records = tuple(r.bytes16(MAX_RECORD_SIZE) for _ in range(r.count(n, 3)))
-    src = Source(backup_id=backup_id, data_key_commitment=commitment, wrapped_keys=records)
-    _checked(r, _check_source, src, index)
-    return src
 
 
 def _read_pack(r: Reader, source_count: int) -> PackRef:
@@ -275,7 +253,7 @@ def decode(data: bytes, what: str = "backup root") -> BackupRoot:
     n_sources = r.u16()
     if not 1 <= n_sources <= MAX_SOURCES:
         raise r.error(f"source count {n_sources} is not between 1 and {MAX_SOURCES}")
-    sources = tuple(_read_source(r, i) for i in range(r.count(n_sources, SOURCE_MIN_SIZE)))
+    sources = tuple(read_source(r) for _ in range(r.count(n_sources, SOURCE_SIZE)))
     _checked(r, _check_sources, sources)
 
     n_packs = r.u32()

@@ -3,7 +3,7 @@
 Hosts deduplicate against every chunk the account stored, but cannot open packs (they hold no
 data key). Each backup therefore uploads one chunk index, listed in its manifest (the manifest's
 ``chunk index`` field): the chunks the backup *added*, the pack holding each, and the sources
-(backup id, data-key commitment, wrapped data-key records) those packs were sealed under. It is
+(backup id, data-key commitment) those packs were sealed under. It is
 sealed under a key derived from the dedup secret, which every host of the account holds and the
 server does not (``HKDF(dedup secret, "opsbackup/v1/chunk-index")``, object type CHUNK_INDEX).
 
@@ -21,12 +21,13 @@ Stored object layout (docs/spec/chunk-index.md; integers big-endian)::
 
 Each segment is self-contained (its own source and pack tables) and at most
 ``formats.sealed.MAX_PLAINTEXT`` bytes; entries are sorted by chunk id and unique within a
-segment; packs sorted by name, unique; sources sorted by backup id, unique, each with 1 to 64
-records. Every pack and every source is used by at least one entry.
+segment; packs sorted by name, unique; sources sorted by backup id, unique. Every pack and every
+source is used by at least one entry.
 
-A source is ``backup id (16) | data key commitment (32) | u16 record count R | R x bytes16
-record``, records sorted, unique, each 1 to 8192 bytes. A segment with no entries (and so no
-packs and no sources) is valid: it is the one segment of a backup that added no chunks.
+A source is ``backup id (16) | data key commitment (32)``. No wrapped key is here: a host that
+reuses a chunk names its source in its own manifest and backup root, and readers unwrap that
+source's data key from its key envelope. A segment with no entries (and so no packs and no
+sources) is valid: it is the one segment of a backup that added no chunks.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from formats._wire import Reader, Writer, check_strictly_sorted, expect_header
-from formats.backup_root import Source
+from formats.backup_root import SOURCE_SIZE, Source, check_source, read_source, write_source
 from formats.sealed import MAX_PLAINTEXT, MAX_SEALED, OVERHEAD
 
 __all__ = [
@@ -45,8 +46,6 @@ __all__ = [
     "MAGIC",
     "MAX_ENTRIES",
     "MAX_PACKS",
-    "MAX_RECORDS_PER_SOURCE",
-    "MAX_RECORD_SIZE",
     "MAX_SEGMENTS",
     "MAX_SOURCES",
     "MIN_SEALED_SEGMENT",
@@ -61,7 +60,6 @@ __all__ = [
     "decode_segment",
     "encode_object",
     "encode_segment",
-    "encode_source",
     "segment_object_id",
     "source_size",
 ]
@@ -73,9 +71,6 @@ MAX_SEGMENTS = 1 << 16
 BACKUP_ID_SIZE = 16
 HASH_SIZE = 32  # chunk ids, pack names, commitments
 MAX_SOURCES = 0xFFFF
-MAX_RECORDS_PER_SOURCE = 64
-#: A wrapped-key record, as in the manifest (formats.manifest.MAX_WRAPPED_KEY_SIZE).
-MAX_RECORD_SIZE = 8192
 #: Bytes of one pack-table row and of one entry.
 PACK_ENTRY_SIZE = HASH_SIZE + 2
 ENTRY_SIZE = HASH_SIZE + 4 + 4
@@ -85,7 +80,6 @@ MIN_SEGMENT_SIZE = 4 + 2 + 2 + 4 + 4
 MAX_PACKS = MAX_PLAINTEXT // PACK_ENTRY_SIZE
 MAX_ENTRIES = MAX_PLAINTEXT // ENTRY_SIZE
 MIN_SEALED_SEGMENT = OVERHEAD + MIN_SEGMENT_SIZE
-_MIN_SOURCE_SIZE = BACKUP_ID_SIZE + HASH_SIZE + 2 + 2 + 1
 _U32_MAX = 0xFFFFFFFF
 
 
@@ -125,25 +119,12 @@ def segment_object_id(number: int) -> bytes:
 # Shared checks: ValueError here, turned into FormatError by _checked when decoding.
 
 
-def _check_source(src: Source) -> None:
-    if len(src.backup_id) != BACKUP_ID_SIZE or len(src.data_key_commitment) != HASH_SIZE:
-        raise ValueError("a source needs a 16-byte backup id and a 32-byte data key commitment")
-    if not 1 <= len(src.wrapped_keys) <= MAX_RECORDS_PER_SOURCE:
-        raise ValueError(
-            f"a source holds 1 to {MAX_RECORDS_PER_SOURCE} wrapped-key records, not {len(src.wrapped_keys)}"
-        )
-    for rec in src.wrapped_keys:
-        if not 1 <= len(rec) <= MAX_RECORD_SIZE:
-            raise ValueError(f"wrapped-key record of {len(rec)} bytes (1 to {MAX_RECORD_SIZE})")
-    check_strictly_sorted(src.wrapped_keys, "a source's wrapped-key records")
-
-
 def _check_tables(segment: Segment) -> None:
     """Everything but sizes and counts: sorting, indexes in range, every row used."""
     if len(segment.sources) > MAX_SOURCES:
         raise ValueError(f"{len(segment.sources)} sources, more than the limit of {MAX_SOURCES}")
     for src in segment.sources:
-        _check_source(src)
+        check_source(src)
     check_strictly_sorted([s.backup_id for s in segment.sources], "sources")
     used_sources = set()
     for name, source in segment.packs:
@@ -170,35 +151,8 @@ def _check_tables(segment: Segment) -> None:
 
 
 def source_size(src: Source) -> int:
-    """Bytes of ``src`` in a segment (for cutting entries into segments)."""
-    return BACKUP_ID_SIZE + HASH_SIZE + 2 + sum(2 + len(rec) for rec in src.wrapped_keys)
-
-
-def _write_source(w: Writer, src: Source) -> None:
-    w.fixed(src.backup_id, BACKUP_ID_SIZE).fixed(src.data_key_commitment, HASH_SIZE)
-    w.u16(len(src.wrapped_keys))
-    for rec in src.wrapped_keys:
-        w.bytes16(rec)
-
-
-def encode_source(src: Source) -> bytes:
-    """The canonical bytes of one source, as in a segment (and in formats.backup_root)."""
-    _check_source(src)
-    w = Writer()
-    _write_source(w, src)
-    return w.getvalue()
-
-
-def _read_source(r: Reader) -> Source:
-    backup_id = r.take(BACKUP_ID_SIZE)
-    commitment = r.take(HASH_SIZE)
-    n = r.u16()
-    if not 1 <= n <= MAX_RECORDS_PER_SOURCE:
-        raise r.error(f"wrapped-key record count {n} is not between 1 and {MAX_RECORDS_PER_SOURCE}")
-    records = tuple(r.bytes16(MAX_RECORD_SIZE) for _ in range(r.count(n, 3)))
-    src = Source(backup_id=backup_id, data_key_commitment=commitment, wrapped_keys=records)
-    _checked(r, _check_source, src)
-    return src
+    """Bytes of ``src`` in a segment (for cutting entries into segments): always 48."""
+    return SOURCE_SIZE
 
 
 def encode_segment(segment: Segment) -> bytes:
@@ -206,7 +160,7 @@ def encode_segment(segment: Segment) -> bytes:
     _check_tables(segment)
     w = Writer().header(SEGMENT_MAGIC, VERSION).u16(len(segment.sources))
     for src in segment.sources:
-        _write_source(w, src)
+        write_source(w, src)
     w.u32(len(segment.packs))
     for name, source in segment.packs:
         w.fixed(name, HASH_SIZE).u16(source)
@@ -233,8 +187,7 @@ def decode_segment(data: bytes, what: str = "chunk index segment") -> Segment:
     if len(data) > MAX_PLAINTEXT:
         raise r.error(f"{len(data)} bytes exceeds the limit of {MAX_PLAINTEXT}")
     expect_header(r, SEGMENT_MAGIC, (VERSION,))
-    n_sources = r.count(r.u16(), _MIN_SOURCE_SIZE)
-    sources = tuple(_read_source(r) for _ in range(n_sources))
+    sources = tuple(read_source(r) for _ in range(r.count(r.u16(), SOURCE_SIZE)))
     n_packs = r.u32()
     if n_packs > MAX_PACKS:
         raise r.error(f"pack count {n_packs} exceeds the limit of {MAX_PACKS}")

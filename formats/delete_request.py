@@ -5,11 +5,13 @@ Layout (docs/spec/delete-request.md)::
     magic "OBDR" | u16 version = 1 | account id (16) | nonce (16) | u64 issued-at (seconds)
     | u32 object count | object name (32) ...
     | u32 manifest count | { bytes8 host | backup id (16) } ...
+    | u32 envelope count | backup id (16) ...
 
 The body travels inside a signed object (:mod:`formats.signed`, type tag ``OBDR``) signed by one
 of the account's deletion keys; the server verifies the signature first and only then decodes.
 Object names are sorted bytewise and unique; manifest ids are sorted by (host bytes, backup id)
-and unique; at least one item is named. Decoding is strict: ``encode(decode(b)) == b``.
+and unique; envelopes (the backup ids whose key envelopes go, every generation) are sorted and
+unique; at least one item is named. Decoding is strict: ``encode(decode(b)) == b``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ ACCOUNT_ID_SIZE = 16
 NONCE_SIZE = 16
 OBJECT_NAME_SIZE = 32
 BACKUP_ID_SIZE = 16
-#: At most this many objects plus manifests in one request (bounds the server's work per request).
+#: At most this many objects, manifests and envelopes in one request (bounds the server's work per request).
 MAX_ITEMS = 100_000
 #: A host label: lower-case letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit.
 HOST_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -59,13 +61,17 @@ class ManifestId:
 
 @dataclass(frozen=True)
 class DeleteRequest:
-    """A decoded delete request. Build ``objects`` and ``manifests`` already sorted and unique."""
+    """A decoded delete request. Build ``objects``, ``manifests`` and ``envelopes`` sorted and unique.
+
+    ``envelopes`` are backup ids: the server deletes every generation of each one's key envelope.
+    """
 
     account_id: bytes
     nonce: bytes
     issued_at: int
     objects: tuple[bytes, ...]
     manifests: tuple[ManifestId, ...]
+    envelopes: tuple[bytes, ...] = ()
 
 
 def _manifest_key(m: ManifestId) -> tuple[bytes, bytes]:
@@ -76,9 +82,9 @@ def encode(req: DeleteRequest) -> bytes:
     """The canonical body bytes; unsorted, duplicate or malformed items raise ``ValueError``."""
     if not 0 <= req.issued_at <= _MAX_U64:
         raise ValueError("issued-at is a u64 number of seconds")
-    if not req.objects and not req.manifests:
-        raise ValueError("a delete request names at least one object or manifest")
-    if len(req.objects) + len(req.manifests) > MAX_ITEMS:
+    if not req.objects and not req.manifests and not req.envelopes:
+        raise ValueError("a delete request names at least one object, manifest or envelope")
+    if len(req.objects) + len(req.manifests) + len(req.envelopes) > MAX_ITEMS:
         raise ValueError(f"a delete request names at most {MAX_ITEMS} items")
     for name in req.objects:
         if len(name) != OBJECT_NAME_SIZE:
@@ -91,6 +97,10 @@ def encode(req: DeleteRequest) -> bytes:
     keys = [_manifest_key(m) for m in req.manifests]
     if any(a >= b for a, b in itertools.pairwise(keys)):
         raise ValueError("manifest ids must be sorted by (host, backup id) and unique")
+    if any(len(b) != BACKUP_ID_SIZE for b in req.envelopes):
+        raise ValueError("envelope backup ids are 16 bytes")
+    if any(a >= b for a, b in itertools.pairwise(req.envelopes)):
+        raise ValueError("envelope backup ids must be sorted and unique")
     w = (
         Writer()
         .header(MAGIC, VERSION)
@@ -104,6 +114,9 @@ def encode(req: DeleteRequest) -> bytes:
     w.u32(len(req.manifests))
     for m in req.manifests:
         w.bytes8(m.host.encode("ascii")).fixed(m.backup_id, BACKUP_ID_SIZE)
+    w.u32(len(req.envelopes))
+    for backup_id in req.envelopes:
+        w.raw(backup_id)
     return w.getvalue()
 
 
@@ -139,8 +152,17 @@ def decode(data: bytes, what: str = "delete request") -> DeleteRequest:
             raise r.error("manifest ids are not sorted and unique")
         last = key
         manifests.append(ManifestId(host=host, backup_id=backup_id))
+    n_envelopes = r.count(r.u32(), BACKUP_ID_SIZE)
+    if n_objects + n_manifests + n_envelopes > MAX_ITEMS:
+        raise r.error(f"{n_objects + n_manifests + n_envelopes} items exceed the limit of {MAX_ITEMS}")
+    envelopes: list[bytes] = []
+    for _ in range(n_envelopes):
+        backup_id = r.take(BACKUP_ID_SIZE)
+        if envelopes and backup_id <= envelopes[-1]:
+            raise r.error("envelope backup ids are not sorted and unique")
+        envelopes.append(backup_id)
     r.finish()
-    if not objects and not manifests:
+    if not objects and not manifests and not envelopes:
         raise FormatError(f"{what} is corrupt: it names nothing to delete")
     return DeleteRequest(
         account_id=account_id,
@@ -148,4 +170,5 @@ def decode(data: bytes, what: str = "delete request") -> DeleteRequest:
         issued_at=issued_at,
         objects=tuple(objects),
         manifests=tuple(manifests),
+        envelopes=tuple(envelopes),
     )

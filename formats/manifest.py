@@ -8,7 +8,7 @@ Layout (docs/spec/manifest.md; all integers big-endian)::
     | tree root object id (32) | tree root pack (32) | chunk index (32)
     | u64 file count | u64 total bytes | u64 added bytes
     | utf8 host name | u8 tag count | tag count x utf8 tag
-    | u16 wrapped-key count | count x bytes16 wrapped-key record
+    | u16 source count | count x source backup id (16)
     | u32 object count | count x (object name (32) | u64 size) | root hash (32)
 
 ``root hash`` is SHA-256 of the exact encoded object list (from the u32 object count to the last
@@ -16,8 +16,10 @@ entry); the decoder recomputes it. ``tree root pack`` and ``chunk index`` (the o
 backup's chunk index, ``formats.chunk_index``) are two different names, both in the object list.
 Every list is sorted and free of duplicates, every count and length is bounded, and
 ``encode(decode(b)) == b`` for every ``b`` that decodes. This module does no policy: that the
-body's host key id equals the envelope's signer, that the wrapped keys cover every role, and that
-the chain of previous hashes holds are checked in ``crypto``.
+body's host key id equals the envelope's signer and that the chain of previous hashes holds are
+checked in ``crypto``. The wrapped per-backup keys are not here: they are in the backup's key
+envelope (``formats.envelope``), which a key rotation can replace; ``sources`` names the earlier
+backups whose key envelopes a reader of this backup also needs.
 """
 
 from __future__ import annotations
@@ -39,8 +41,7 @@ __all__ = [
     "MAGIC",
     "MAX_OBJECTS",
     "MAX_TAGS",
-    "MAX_WRAPPED_KEYS",
-    "MAX_WRAPPED_KEY_SIZE",
+    "MAX_SOURCES",
     "MIN_OBJECTS",
     "TAG_MAX",
     "VERSION",
@@ -63,9 +64,8 @@ FIRST_PREVIOUS = bytes(HASH_SIZE)
 HOST_NAME_MAX = 63
 TAG_MAX = 64
 MAX_TAGS = 16
-MAX_WRAPPED_KEYS = 64
-#: An OpenPGP wrapped-key record (formats/wrapped_key.py) is up to 4096 bytes plus its header.
-MAX_WRAPPED_KEY_SIZE = 8192
+#: Earlier backups whose data keys seal packs this backup reuses (as in the backup root).
+MAX_SOURCES = 0xFFFF
 #: 2^22 objects: 160 MiB of object list, inside the signed envelope's 256 MiB body limit.
 MAX_OBJECTS = 1 << 22
 #: The tree root pack and the chunk index, at least.
@@ -110,7 +110,7 @@ class Manifest:
     tree_root_pack: bytes
     chunk_index: bytes  # object name of the backup's chunk index (in the object list)
     host_name: str
-    wrapped_keys: tuple[bytes, ...]
+    sources: tuple[bytes, ...]  # earlier backups whose packs this one reuses, sorted
     objects: tuple[StoredObject, ...]
     statistics: Statistics = field(default_factory=Statistics)
     tags: tuple[str, ...] = ()
@@ -152,13 +152,14 @@ def _check_tags(tags: Sequence[str]) -> None:
     check_strictly_sorted([t.encode("utf-8") for t in tags], "tags")
 
 
-def _check_wrapped_keys(records: Sequence[bytes]) -> None:
-    if not 1 <= len(records) <= MAX_WRAPPED_KEYS:
-        raise ValueError(f"{len(records)} wrapped keys; a manifest holds 1 to {MAX_WRAPPED_KEYS}")
-    for rec in records:
-        if not 1 <= len(rec) <= MAX_WRAPPED_KEY_SIZE:
-            raise ValueError(f"wrapped-key record of {len(rec)} bytes (1 to {MAX_WRAPPED_KEY_SIZE})")
-    check_strictly_sorted(records, "wrapped keys")
+def _check_sources(sources: Sequence[bytes], backup_id: bytes) -> None:
+    if len(sources) > MAX_SOURCES:
+        raise ValueError(f"{len(sources)} sources; a manifest names at most {MAX_SOURCES}")
+    if any(len(s) != BACKUP_ID_SIZE for s in sources):
+        raise ValueError(f"a source is a {BACKUP_ID_SIZE}-byte backup id")
+    check_strictly_sorted(sources, "sources")
+    if _contains_sorted(sources, backup_id):
+        raise ValueError("the backup names itself as a source")
 
 
 def _check_objects(objects: Sequence[StoredObject], tree_root_pack: bytes, chunk_index: bytes) -> None:
@@ -199,7 +200,7 @@ def encode(m: Manifest) -> bytes:
         _check_u64(value, what)
     _check_host_name(m.host_name)
     _check_tags(m.tags)
-    _check_wrapped_keys(m.wrapped_keys)
+    _check_sources(m.sources, m.backup_id)
     _check_objects(m.objects, m.tree_root_pack, m.chunk_index)
     w = (
         Writer()
@@ -223,9 +224,9 @@ def encode(m: Manifest) -> bytes:
     )
     for tag in m.tags:
         w.utf8_16(tag)
-    w.u16(len(m.wrapped_keys))
-    for rec in m.wrapped_keys:
-        w.bytes16(rec)
+    w.u16(len(m.sources))
+    for source in m.sources:
+        w.fixed(source, BACKUP_ID_SIZE)
     object_list = _encode_objects(m.objects)
     return w.raw(object_list).raw(hashlib.sha256(object_list).digest()).getvalue()
 
@@ -264,11 +265,8 @@ def decode(data: bytes, what: str = "manifest") -> Manifest:
     tags = tuple(r.utf8_16(TAG_MAX) for _ in range(r.count(n_tags, 2)))
     _checked(r, _check_tags, tags)
 
-    n_keys = r.u16()
-    if not 1 <= n_keys <= MAX_WRAPPED_KEYS:
-        raise r.error(f"wrapped-key count {n_keys} is not between 1 and {MAX_WRAPPED_KEYS}")
-    wrapped = tuple(r.bytes16(MAX_WRAPPED_KEY_SIZE) for _ in range(r.count(n_keys, 2)))
-    _checked(r, _check_wrapped_keys, wrapped)
+    sources = tuple(r.take(BACKUP_ID_SIZE) for _ in range(r.count(r.u16(), BACKUP_ID_SIZE)))
+    _checked(r, _check_sources, sources, backup_id)
 
     list_start = r.offset
     n_objects = r.u32()
@@ -297,7 +295,7 @@ def decode(data: bytes, what: str = "manifest") -> Manifest:
         tree_root_pack=tree_root_pack,
         chunk_index=chunk_index,
         host_name=host_name,
-        wrapped_keys=wrapped,
+        sources=sources,
         objects=objects,
         statistics=stats,
         tags=tags,

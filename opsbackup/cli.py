@@ -32,6 +32,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("keys",), "keys_init"),
     (("keys",), "keys_publish"),
     (("keys",), "keys_add_host"),
+    (("keys",), "keys_export"),
+    (("keys",), "keys_import"),
     (("host",), "host_init"),
     ((), "backup"),
     ((), "snapshots"),

@@ -39,6 +39,7 @@ __all__ = [
     "FormatError",
     "IntegrityError",
     "KeyUnusableError",
+    "KeyringChangedError",
     "KeyPermissionError",
     "LocalIOError",
     "NonceLimitError",
@@ -59,6 +60,14 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 #: ``opsbackup run`` found nothing configured to do (no paths, no commands): not a failure, not a backup.
 EXIT_NOTHING_TO_DO = 6
+
+
+class KeyringChangedError(ServerRefusedError):
+    """The server refused a key envelope wrapped to another keyring version or other recipients.
+
+    The keyring changed (a key rotation) after the client read it: fetch and verify the keyring
+    again, wrap the keys to it and upload again. Exit code 21 when it reaches the user.
+    """
 
 
 def exit_code_for(exc: BaseException) -> int:

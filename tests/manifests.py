@@ -41,7 +41,7 @@ def sample_manifest(host: rsa.RSAPrivateKey, **change: Any) -> Manifest:
         tree_root_pack=SAMPLE_PACK,
         chunk_index=SAMPLE_CHUNK_INDEX,
         host_name="web-1",
-        wrapped_keys=(b"OBWK browse", b"OBWK data"),
+        sources=(),
         objects=sample_objects((SAMPLE_PACK, 123)),
     )
     return dataclasses.replace(m, **change)

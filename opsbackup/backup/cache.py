@@ -4,8 +4,8 @@ One database per account (pinned root key) and host, in the host's cache directo
 files 0600). Everything in it can be rebuilt from the server (``chunk_index_sync``): a lost or
 corrupt cache is a warning and a rebuild, never an error. Tables:
 
-* ``sources``: backups whose packs may be reused (backup id, data-key commitment, wrapped
-  data-key records), including runs that were interrupted before their manifest;
+* ``sources``: backups whose packs may be reused (backup id, data-key commitment), including
+  runs that were interrupted before their manifest;
 * ``packs``: data packs (name, size, source) that were present on the server when last checked;
 * ``chunks``: chunk id -> pack and length; ``listed`` is 0 for chunks of a run whose chunk index
   was never uploaded (an interrupted run), so the next run that reuses them lists them;
@@ -23,8 +23,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from opsbackup.errors import AlreadyRunningError, LocalIOError
 
 __all__ = ["SCHEMA_VERSION", "Cache", "ChunkHit", "FileRow", "PackInfo", "RunIndexRow", "cache_path"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
 
@@ -42,7 +41,6 @@ CREATE TABLE sources(
     id INTEGER PRIMARY KEY,
     backup_id BLOB NOT NULL UNIQUE,
     commitment BLOB NOT NULL,
-    records BLOB NOT NULL,
     complete INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE packs(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -78,19 +76,6 @@ _TABLES = ("sources", "packs", "chunks", "files", "manifests", "run_index")
 def _i64(value: int) -> int:
     """A u64 (device and inode numbers) as SQLite's signed 64-bit integer."""
     return value - _U64 if value > _I64_MAX else value
-
-
-def _pack_records(records: Sequence[bytes]) -> bytes:
-    return b"".join(struct.pack(">H", len(r)) + r for r in records)
-
-
-def _unpack_records(blob: bytes) -> tuple[bytes, ...]:
-    out, pos = [], 0
-    while pos < len(blob):
-        (n,) = struct.unpack_from(">H", blob, pos)
-        out.append(blob[pos + 2 : pos + 2 + n])
-        pos += 2 + n
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -230,7 +215,7 @@ class Cache:
 
     # Sources -----------------------------------------------------------------------------------
 
-    def ensure_source(self, backup_id: bytes, commitment: bytes, records: Sequence[bytes]) -> int | None:
+    def ensure_source(self, backup_id: bytes, commitment: bytes) -> int | None:
         """The row id of a source, added if new; None if the cache holds it with another commitment."""
         row = self.conn.execute(
             "SELECT id, commitment FROM sources WHERE backup_id = ?", (backup_id,)
@@ -238,20 +223,20 @@ class Cache:
         if row is not None:
             return int(row[0]) if bytes(row[1]) == commitment else None
         cur = self.conn.execute(
-            "INSERT INTO sources(backup_id, commitment, records) VALUES (?, ?, ?)",
-            (backup_id, commitment, _pack_records(sorted(records))),
+            "INSERT INTO sources(backup_id, commitment) VALUES (?, ?)",
+            (backup_id, commitment),
         )
         return int(cur.lastrowid or 0)
 
     def source(self, source_id: int) -> Source:
-        backup_id, commitment, records = self.conn.execute(
-            "SELECT backup_id, commitment, records FROM sources WHERE id = ?", (source_id,)
+        backup_id, commitment = self.conn.execute(
+            "SELECT backup_id, commitment FROM sources WHERE id = ?", (source_id,)
         ).fetchone()
-        return Source(bytes(backup_id), bytes(commitment), _unpack_records(bytes(records)))
+        return Source(bytes(backup_id), bytes(commitment))
 
-    def start_run(self, backup_id: bytes, commitment: bytes, data_records: Sequence[bytes]) -> int:
+    def start_run(self, backup_id: bytes, commitment: bytes) -> int:
         """Record this run as a source (committed), before any of its packs is uploaded."""
-        source_id = self.ensure_source(backup_id, commitment, data_records)
+        source_id = self.ensure_source(backup_id, commitment)
         assert source_id is not None  # a fresh random backup id
         self.conn.commit()
         return source_id

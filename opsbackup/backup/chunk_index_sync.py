@@ -70,9 +70,7 @@ def _import(cache: Cache, verified: VerifiedManifest, segments: Iterable[Segment
     """Insert a chunk index's rows; a pack the manifest does not list (with its size) is skipped."""
     sizes = {obj.name: obj.size for obj in verified.manifest.objects}
     for segment in segments:
-        source_ids = [
-            cache.ensure_source(s.backup_id, s.data_key_commitment, s.wrapped_keys) for s in segment.sources
-        ]
+        source_ids = [cache.ensure_source(s.backup_id, s.data_key_commitment) for s in segment.sources]
         pack_ids: list[int | None] = []
         for name, source in segment.packs:
             size, source_id = sizes.get(name), source_ids[source]

@@ -35,7 +35,7 @@ from opsbackup.backup.chunk_pipeline import ChunkSealer, FileReader
 from opsbackup.backup.excludes import Excludes
 from opsbackup.backup.keys import BackupKeys, make_backup_keys
 from opsbackup.backup.malloc import tune_malloc
-from opsbackup.backup.manifest_writer import check_labels, put_manifest
+from opsbackup.backup.manifest_writer import check_labels, put_envelope, put_manifest
 from opsbackup.backup.model import BackupRequest, BackupResult
 from opsbackup.backup.packer import DataPacker, PackRegistry, Slot, Uploader
 from opsbackup.backup.pipeline import NEW, FileJob, Meta, Pipeline, RunStats
@@ -80,7 +80,7 @@ def run_backup(
     tuning, hooks = current()
     tune_malloc()
     warnings: list[str] = []
-    keys = make_backup_keys(account.keyring)
+    keys = make_backup_keys()
     cache = Cache.open(host.cache_dir, account.root_id, host.name, warnings.append)
     run = _Run(account, host, request, keys, cache, tuning, hooks, progress or NullProgress(), warnings, now)
     try:
@@ -117,6 +117,7 @@ class _Stored:
     tree_root_pack: StoredObject
     chunk_index: StoredObject
     objects: tuple[StoredObject, ...]  # every object the manifest lists
+    sources: tuple[bytes, ...]  # backup ids of the earlier backups whose packs the run reuses
     count: int  # objects uploaded
     bytes: int  # bytes uploaded
 
@@ -170,7 +171,10 @@ class _Run:
         )
         check_packs(cache, account)
         previous = account.state.head(account.root_id, host.name) or sync.previous_hash
-        self.own_source_id = cache.start_run(keys.backup_id, keys.data.commitment, keys.data_records)
+        # The envelope goes up before any pack: an interrupted run's packs stay readable (and
+        # reusable as a source) because its wrapped keys are already on the server.
+        account = self.account = put_envelope(account, host, keys)
+        self.own_source_id = cache.start_run(keys.backup_id, keys.data.commitment)
         walker = Walker(
             roots,
             stdin_name=stdin_name,
@@ -191,6 +195,7 @@ class _Run:
             tree_root_pack=stored.tree_root_pack.name,
             chunk_index=stored.chunk_index.name,
             objects=stored.objects,
+            sources=stored.sources,
             statistics=Statistics(files=stats.files, total_bytes=stats.total_bytes, added_bytes=stored.bytes),
             tags=tags,
         )
@@ -314,7 +319,7 @@ class _Run:
             tree_packs=tree_packs,
         )
         trees = [t for t in tree_packs if t is not None]
-        own = Source(keys.backup_id, keys.data.commitment, ())
+        own = Source(keys.backup_id, keys.data.commitment)
         root = seal_root(
             table, own=own, tree_packs=trees, nodes=nodes, key=keys.metadata, backup_id=keys.backup_id
         )
@@ -323,7 +328,7 @@ class _Run:
             self.cache,
             backup_id=keys.backup_id,
             own_source_id=self.own_source_id,
-            own_source=Source(keys.backup_id, keys.data.commitment, keys.data_records),
+            own_source=own,
             dedup_secret=self.host.dedup_secret,
         )
         chunk_index = StoredObject(uploader.upload(index), len(index))
@@ -333,6 +338,7 @@ class _Run:
             tree_root_pack=root_pack,
             chunk_index=chunk_index,
             objects=(*table.objects, *trees, root_pack, chunk_index),
+            sources=tuple(src.backup_id for src in table.sources),
             count=uploader.objects,
             bytes=uploader.bytes,
         )

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from typing import IO
 
 from crypto.primitives import ct_equal
 from opsbackup.client.transport import Transport
-from opsbackup.errors import IntegrityError, NotFoundError
+from opsbackup.errors import (
+    FormatError,
+    IntegrityError,
+    KeyringChangedError,
+    NotFoundError,
+    ServerRefusedError,
+)
 
-__all__ = ["MAX_MANIFEST", "QUERY_BATCH", "ManifestName", "Repository"]
+__all__ = ["MAX_ENVELOPE", "MAX_MANIFEST", "QUERY_BATCH", "ManifestName", "Repository"]
 
 #: The server's manifest size limit (docs/api.md).
 MAX_MANIFEST = 64 << 20
@@ -136,6 +143,74 @@ class Repository:
             idempotent=False,
         )
         return {str(k): int(v) for k, v in response.json().items()}
+
+    # Key envelopes -----------------------------------------------------------------------------
+
+    def put_envelope(self, backup_id: bytes, signed: bytes) -> None:
+        """Store a backup's signed key envelope (generation 0 with the backup, or a re-wrap).
+
+        Raises :class:`KeyringChangedError` when the server's keyring is not the one the envelope
+        was wrapped to (fetch the keyring again, re-wrap, upload again) and
+        :class:`ServerRefusedError` for any other refusal.
+        """
+        path = f"/v1/envelopes/{backup_id.hex()}"
+        response = self.transport.request(
+            "PUT",
+            path,
+            body=signed,
+            headers={"Content-Type": "application/octet-stream"},
+            expected=(200, 201, 409),
+        )
+        if response.status_code != 409:
+            return
+        try:
+            message = str(response.json().get("error", ""))
+        except (ValueError, AttributeError):
+            message = ""
+        message = _CONTROL.sub(" ", message).strip()[:300]
+        if _KEYRING_VERSION in response.headers:
+            raise KeyringChangedError(f"the server refused PUT {path}: 409 {message}")
+        raise ServerRefusedError(f"the server refused PUT {path}: 409 {message}")
+
+    def get_envelope(self, backup_id: bytes) -> bytes:
+        """The newest signed key envelope of ``backup_id`` (unverified: open it before use)."""
+        try:
+            return self.transport.get_bytes(f"/v1/envelopes/{backup_id.hex()}", max_size=MAX_ENVELOPE)
+        except NotFoundError:
+            raise NotFoundError(
+                f"backup {backup_id.hex()} has no key envelope on the server, so it cannot be read"
+            ) from None
+
+    def list_envelopes(self) -> list[bytes]:
+        """The backup ids that have a key envelope, sorted (a restore or admin credential lists)."""
+        found: list[bytes] = []
+        after = ""
+        while True:
+            query = f"?limit={QUERY_BATCH}" + (f"&after={after}" if after else "")
+            doc = self.transport.request("GET", "/v1/envelopes" + query).json()
+            try:
+                page = [bytes.fromhex(str(i)) for i in doc["envelopes"]]
+                cursor = doc["next"]
+            except (KeyError, TypeError, ValueError):
+                raise FormatError("the server's envelope listing is malformed") from None
+            if any(len(i) != 16 for i in page) or page != sorted(set(page)):
+                raise FormatError("the server's envelope listing holds an invalid entry")
+            if found and page and page[0] <= found[-1]:
+                raise FormatError("the server's envelope listing does not advance")
+            found.extend(page)
+            if cursor is None:
+                return found
+            if not isinstance(cursor, str) or not _BACKUP_ID.fullmatch(cursor) or cursor <= after:
+                raise FormatError("the server's envelope listing does not advance")
+            after = cursor
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_BACKUP_ID = re.compile(r"[0-9a-f]{32}")
+#: The header of the server's "re-wrap" 409 (docs/api.md, "Key envelopes").
+_KEYRING_VERSION = "X-Opsbackup-Keyring-Version"
+#: The server's key envelope size limit (docs/api.md).
+MAX_ENVELOPE = 4 << 20
 
 
 def _json(value: object) -> bytes:

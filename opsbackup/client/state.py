@@ -1,10 +1,13 @@
 """What a client remembers between runs, so a server cannot roll it back: one small JSON file.
 
-Per pinned root key (one account): the highest keyring version seen and the digest of its body
-(``crypto.keyring.keyring_digest``), and per host the hash of the newest manifest seen
-(``crypto.manifest_check.manifest_hash``). The file is rewritten atomically (mode 0600). A
-missing file is a first run; a corrupt one is a :class:`ConfigError` (never silently reset,
-because resetting it is exactly what a rollback attack wants).
+Per pinned root key (one account; the pin the config or key file names, which stays the state's
+key after the account's root is replaced): the highest keyring version seen, the digest of its
+body (``crypto.keyring.keyring_digest``), the root key that signed it and its active root key
+(they differ after a root handover: the client follows it and trusts the new root from then on),
+and per host the hash of the newest manifest seen (``crypto.manifest_check.manifest_hash``). The
+file is rewritten atomically (mode 0600). A missing file is a first run; a corrupt one is a
+:class:`ConfigError` (never silently reset, because resetting it is exactly what a rollback
+attack wants).
 """
 
 from __future__ import annotations
@@ -24,8 +27,13 @@ _VERSION = 1
 
 @dataclass(frozen=True)
 class KeyringMark:
+    """The newest keyring seen: version, body digest, and (DER SubjectPublicKeyInfo) the root key
+    that signed it and its active root; ``None`` for either means the pinned root itself."""
+
     version: int
     digest: bytes
+    signer: bytes | None = None
+    root: bytes | None = None
 
 
 class ClientState:
@@ -42,7 +50,13 @@ class ClientState:
         version, digest = entry.get("keyring_version"), entry.get("keyring_digest")
         if not isinstance(version, int) or not isinstance(digest, str):
             return None
-        return KeyringMark(version, bytes.fromhex(digest))
+        signer, root = entry.get("keyring_signer"), entry.get("keyring_root")
+        return KeyringMark(
+            version,
+            bytes.fromhex(digest),
+            bytes.fromhex(signer) if isinstance(signer, str) else None,
+            bytes.fromhex(root) if isinstance(root, str) else None,
+        )
 
     def record_keyring(self, root_id: bytes, mark: KeyringMark) -> None:
         old = self.keyring_mark(root_id)
@@ -51,6 +65,11 @@ class ClientState:
         entry = self._data.setdefault(root_id.hex(), {})
         entry["keyring_version"] = mark.version
         entry["keyring_digest"] = mark.digest.hex()
+        for name, value in (("keyring_signer", mark.signer), ("keyring_root", mark.root)):
+            if value is None:
+                entry.pop(name, None)
+            else:
+                entry[name] = value.hex()
         self._save()
 
     def head(self, root_id: bytes, host: str) -> bytes | None:

@@ -80,8 +80,10 @@ def command(
         return
     verb = "would delete" if dry_run else "deleted"
     count = len(result.to_delete) if dry_run else result.deleted_objects
+    freed = len(result.envelopes_to_delete) if dry_run else result.deleted_envelopes
     click.echo(
         f"{result.objects} objects, {result.referenced} referenced, {result.unreferenced} unreferenced "
         f"({result.marked} marked, waiting for the grace); {verb} {count} objects, "
-        f"{human_size(result.deleted_bytes)}"
+        f"{human_size(result.deleted_bytes)}; {'would free' if dry_run else 'freed'} {freed} envelopes "
+        f"({result.marked_envelopes} marked)"
     )

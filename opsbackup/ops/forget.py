@@ -1,9 +1,10 @@
 """Forget: which snapshots a policy removes (per host), and the signed delete request that removes them.
 
-Only manifests are deleted here; the objects they alone referenced are freed later by prune
-(:mod:`opsbackup.ops.prune`). Every manifest is verified before the policy is applied, so a
-server cannot make forget remove something by hiding or forging a listing entry: a hidden
-snapshot is simply not removed, and a forged one fails verification and stops forget.
+Only manifests are deleted here; the objects they alone referenced, and the key envelopes no
+remaining manifest names, are freed later by prune (:mod:`opsbackup.ops.prune`). Every manifest
+is verified before the policy is applied, so a server cannot make forget remove something by
+hiding or forging a listing entry: a hidden snapshot is simply not removed, and a forged one fails
+verification and stops forget.
 """
 
 from __future__ import annotations
@@ -97,9 +98,11 @@ def sign_delete_request(
     *,
     objects: Sequence[bytes] = (),
     manifests: Sequence[tuple[str, bytes]] = (),
+    envelopes: Sequence[bytes] = (),
     now: float | None = None,
 ) -> bytes:
-    """A signed delete request (fresh nonce, issued now) naming ``objects`` and ``(host, id)`` manifests."""
+    """A signed delete request (fresh nonce, issued now) naming ``objects``, ``(host, id)`` manifests
+    and the backup ids of ``envelopes`` (every generation of each goes)."""
     body = delete_request.encode(
         delete_request.DeleteRequest(
             account_id=account_id,
@@ -112,6 +115,7 @@ def sign_delete_request(
                     key=lambda m: (m.host.encode("ascii"), m.backup_id),
                 )
             ),
+            envelopes=tuple(sorted(set(envelopes))),
         )
     )
     return sign_object(deletion_key, body)
@@ -123,17 +127,22 @@ def delete_in_batches(
     *,
     objects: Sequence[bytes] = (),
     manifests: Sequence[tuple[str, bytes]] = (),
+    envelopes: Sequence[bytes] = (),
     batch: int = 10_000,
 ) -> dict[str, int]:
-    """Sign and post delete requests of at most ``batch`` items each; the server's counts, summed."""
-    totals = {"deleted_objects": 0, "deleted_manifests": 0, "missing": 0}
+    """Sign and post delete requests of at most ``batch`` items each; the server's counts, summed.
+
+    Manifests go first, then objects, then envelopes (a backup's envelope outlives its manifest).
+    """
+    totals = {"deleted_objects": 0, "deleted_manifests": 0, "deleted_envelopes": 0, "missing": 0}
     account_id = account.keyring.account_id
-    none_o: Sequence[bytes] = ()
+    none_b: Sequence[bytes] = ()
     none_m: Sequence[tuple[str, bytes]] = ()
-    parts = [(none_o, manifests[i : i + batch]) for i in range(0, len(manifests), batch)]
-    parts += [(objects[i : i + batch], none_m) for i in range(0, len(objects), batch)]
-    for objs, mans in parts:  # each signed just before it goes, so each is fresh for the server's window
-        signed = sign_delete_request(deletion_key, account_id, objects=objs, manifests=mans)
+    parts = [(none_b, manifests[i : i + batch], none_b) for i in range(0, len(manifests), batch)]
+    parts += [(objects[i : i + batch], none_m, none_b) for i in range(0, len(objects), batch)]
+    parts += [(none_b, none_m, envelopes[i : i + batch]) for i in range(0, len(envelopes), batch)]
+    for objs, mans, envs in parts:  # each signed just before it goes: fresh for the server's window
+        signed = sign_delete_request(deletion_key, account_id, objects=objs, manifests=mans, envelopes=envs)
         for key, value in account.repo.post_delete(signed).items():
             totals[key] = totals.get(key, 0) + value
     return totals

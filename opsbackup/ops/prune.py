@@ -1,4 +1,4 @@
-"""Prune: delete the objects no remaining manifest references, by two-phase mark and sweep.
+"""Prune: delete the objects and key envelopes no remaining manifest needs, by mark and sweep.
 
 The API cannot say when an object was created, so the grace period is measured from when a prune
 first *saw* an object unreferenced (the mark). Each prune lists every object (``GET
@@ -12,6 +12,12 @@ last, and it may reference packs of earlier backups. Objects it uploaded or reus
 referenced again by its manifest before the sweep (kept) or belong to a run that has lasted
 longer than the grace (considered dead). Listing objects before manifests means an object that
 appears in between is never a candidate. See docs/operations.md for the one remaining case.
+
+Key envelopes are swept the same way. An envelope is live while a remaining manifest is that
+backup or names it among its ``sources`` (it reuses packs sealed under that backup's data key).
+A backup uploads its envelope before its manifest, so an in-flight backup's envelope is
+unreferenced for a while exactly as its packs are, and the same grace protects it; envelopes are
+listed after the objects and before the manifests for the same reason.
 """
 
 from __future__ import annotations
@@ -48,9 +54,14 @@ class PruneResult:
     marked: int = 0  # unreferenced, but not yet for the whole grace: kept for now
     deleted_objects: int = 0
     deleted_bytes: int = 0
+    envelopes: int = 0
+    unreferenced_envelopes: int = 0
+    marked_envelopes: int = 0  # unreferenced, but not yet for the whole grace: kept for now
+    deleted_envelopes: int = 0
     missing: int = 0
     dry_run: bool = False
     to_delete: list[str] = field(default_factory=list)
+    envelopes_to_delete: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -60,6 +71,10 @@ class PruneResult:
             "marked": self.marked,
             "deleted_objects": self.deleted_objects,
             "deleted_bytes": self.deleted_bytes,
+            "envelopes": self.envelopes,
+            "unreferenced_envelopes": self.unreferenced_envelopes,
+            "marked_envelopes": self.marked_envelopes,
+            "deleted_envelopes": self.deleted_envelopes,
             "missing": self.missing,
             "dry_run": self.dry_run,
         }
@@ -122,7 +137,7 @@ def prune(
     dry_run: bool = False,
     now: float | None = None,
 ) -> PruneResult:
-    """Mark unreferenced objects, and delete those marked at least ``grace`` seconds ago.
+    """Mark unreferenced objects and envelopes; delete those marked at least ``grace`` seconds ago.
 
     ``deletion_key`` may be None only with ``dry_run`` (which neither signs nor writes marks).
     """
@@ -130,31 +145,44 @@ def prune(
         raise ValueError("prune needs the deletion key unless it is a dry run")
     t = time.time() if now is None else now
     sizes = dict(list_objects(account))  # objects first: one that appears later is never a candidate
+    envelopes = account.repo.list_envelopes()  # then envelopes, for the same reason
     referenced: set[bytes] = set()
+    live: set[bytes] = set()
     for vm in list_snapshots(account):  # every manifest verified; any failure stops prune
         referenced.update(obj.name for obj in vm.manifest.objects)
+        live.add(vm.manifest.backup_id)
+        live.update(vm.manifest.sources)
     path = marks_file(marks_dir, account)
     old = _load_marks(path)
     unreferenced = sorted(n for n in sizes if n not in referenced)
-    marks = {n: min(old.get(n, t), t) for n in unreferenced}
+    dead = sorted(e for e in envelopes if e not in live)
+    # Object names are 32 bytes and backup ids 16: one marks file holds both without a clash.
+    marks = {n: min(old.get(n, t), t) for n in (*unreferenced, *dead)}
     due = [n for n in unreferenced if marks[n] <= t - grace]
+    due_envelopes = [e for e in dead if marks[e] <= t - grace]
     result = PruneResult(
         objects=len(sizes),
         referenced=len(sizes) - len(unreferenced),
         unreferenced=len(unreferenced),
         marked=len(unreferenced) - len(due),
+        envelopes=len(envelopes),
+        unreferenced_envelopes=len(dead),
+        marked_envelopes=len(dead) - len(due_envelopes),
         dry_run=dry_run,
         to_delete=[n.hex() for n in due],
+        envelopes_to_delete=[e.hex() for e in due_envelopes],
     )
     if dry_run:
         result.deleted_bytes = sum(sizes[n] for n in due)
         return result
     assert deletion_key is not None
     _save_marks(path, marks)  # before deleting: a crash mid-way keeps every first-seen time
-    if due:
-        counts = delete_in_batches(account, deletion_key, objects=due)
+    if due or due_envelopes:
+        counts = delete_in_batches(account, deletion_key, objects=due, envelopes=due_envelopes)
         result.deleted_objects = counts.get("deleted_objects", 0)
+        result.deleted_envelopes = counts.get("deleted_envelopes", 0)
         result.missing = counts.get("missing", 0)
         result.deleted_bytes = sum(sizes[n] for n in due)
-        _save_marks(path, {n: m for n, m in marks.items() if n not in set(due)})
+        gone = {*due, *due_envelopes}
+        _save_marks(path, {n: m for n, m in marks.items() if n not in gone})
     return result

@@ -11,9 +11,8 @@ from __future__ import annotations
 import collections
 from typing import BinaryIO
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from crypto.dedup import ChunkIdKey
+from crypto.unwrapper import ReaderKey
 from opsbackup.client.account import Account
 from opsbackup.errors import UsageError
 from opsbackup.restore.chunks import DataPack, fetch_data_pack
@@ -31,7 +30,7 @@ _PACK_CACHE = 2
 def dump(
     account: Account,
     snapshot: Snapshot,
-    data_key: rsa.RSAPrivateKey,
+    data_key: ReaderKey,
     path: bytes,
     out: BinaryIO,
     *,
@@ -55,7 +54,7 @@ def dump(
     jobs = [job for job in plan.files if job.path == wanted]
     if len(jobs) != 1:
         raise UsageError(f"{show(wanted)} is not a file")
-    keys = DataKeys(snapshot.manifest.manifest, snapshot.root, data_key)
+    keys = DataKeys(snapshot.manifest.manifest, snapshot.root, data_key, snapshot.envelopes)
     keys.load({0} | plan.sources(snapshot.root))
     packs: collections.OrderedDict[int, DataPack] = collections.OrderedDict()
     written = 0

@@ -6,8 +6,7 @@ import fnmatch
 import os
 from collections.abc import Callable, Iterator
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
+from crypto.unwrapper import ReaderKey
 from formats.tree import Kind, Record
 from opsbackup.client.account import Account, VerifiedManifest
 from opsbackup.errors import WrongKeyError
@@ -29,7 +28,7 @@ def matcher(pattern: str) -> Callable[[bytes], bool]:
 def find(
     account: Account,
     pattern: str,
-    key: rsa.RSAPrivateKey,
+    key: ReaderKey,
     host: str | None = None,
     *,
     on_skip: Callable[[VerifiedManifest, WrongKeyError], None] | None = None,

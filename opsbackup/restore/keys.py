@@ -1,60 +1,94 @@
 """The per-backup keys a reader unwraps: a snapshot's metadata key and each source's data key.
 
-The metadata key is wrapped (role-browse records) to every browse *and* every data recipient, so
-either private key opens the tree; data keys (role-data records) only to data recipients. Each
-unwrapped key is checked against the commitment the signed manifest (source 0) or the
-authenticated backup root (earlier sources) names before anything is opened with it.
+Each backup's wrapped keys are in its key envelope (``docs/spec/key-envelope.md``), fetched from
+the server and verified (signed by the backup's host key or a deletion key of the keyring) before
+it is parsed. The metadata key is wrapped (role-browse records) to every browse *and* every data
+recipient, so either private key opens the tree; data keys (role-data records) only to data
+recipients. Each unwrapped key is checked against the commitment the signed manifest (source 0)
+or the authenticated backup root (earlier sources) names before anything is opened with it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-
-from cryptography.hazmat.primitives.asymmetric import rsa
+from collections.abc import Iterable
 
 from crypto.aead import SealingKey
-from crypto.primitives import public_key_id
-from crypto.wrap import select_record, unwrap_key
-from formats import wrapped_key
+from crypto.envelope import open_envelope, readers_trusted_signers
+from crypto.keyring import Keyring
+from crypto.unwrapper import ReaderKey, as_unwrapper
+from crypto.wrap import select_record
 from formats.backup_root import BackupRoot
+from formats.envelope import Envelope
 from formats.manifest import Manifest
 from formats.roles import Role
-from formats.wrapped_key import WrappedKey
-from opsbackup.errors import IntegrityError, WrongKeyError
+from opsbackup.client.account import Account
+from opsbackup.errors import IntegrityError, NotFoundError, WrongKeyError
 
-__all__ = ["DataKeys", "decode_records", "metadata_key"]
-
-
-def decode_records(records: Sequence[bytes], what: str) -> list[WrappedKey]:
-    """Strictly decode wrapped-key records (FormatError naming ``what``)."""
-    return [wrapped_key.decode(rec, f"wrapped key {i} of {what}") for i, rec in enumerate(records)]
+__all__ = ["DataKeys", "Envelopes", "metadata_key"]
 
 
-def _unwrap(
-    records: Sequence[WrappedKey], key: rsa.RSAPrivateKey, *, role: Role, backup_id: bytes, what: str
-) -> SealingKey:
-    """Select the record of ``role`` for ``key``, unwrap it for ``backup_id`` (WrongKeyError if none)."""
-    record = select_record(records, public_key_id(key.public_key()), role=role)
-    if record.backup_id != backup_id:
-        raise IntegrityError(f"the {role.label} key record of {what} names another backup; refusing it")
-    return SealingKey(unwrap_key(record, key, role=role, backup_id=backup_id))
+class Envelopes:
+    """The verified key envelopes of one account's backups, fetched on first use and cached."""
+
+    def __init__(self, account: Account) -> None:
+        self._account = account
+        self._cache: dict[bytes, Envelope] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def keyring(self) -> Keyring:
+        """The verified keyring the envelopes are checked against."""
+        return self._account.keyring
+
+    def get(self, backup_id: bytes, *, host_key_id: bytes | None = None) -> Envelope:
+        """The envelope of ``backup_id``, verified before it is parsed.
+
+        ``host_key_id`` (the manifest's host key, for the backup being read) restricts the host
+        signer to that key; an earlier source's envelope may be signed by any host key of the
+        keyring. Deletion keys (re-wraps) are accepted for both.
+        """
+        with self._lock:
+            found = self._cache.get(backup_id)
+            if found is None:
+                found = self._cache[backup_id] = self._fetch(backup_id, host_key_id)
+            return found
+
+    def _fetch(self, backup_id: bytes, host_key_id: bytes | None) -> Envelope:
+        keyring = self._account.keyring
+        trusted = readers_trusted_signers(keyring, host_key_id)
+        try:
+            data = self._account.repo.get_envelope(backup_id)
+        except NotFoundError:
+            raise NotFoundError(
+                f"the server has no key envelope for backup {backup_id.hex()}: its wrapped keys are "
+                "missing, so it cannot be read"
+            ) from None
+        env, _ = open_envelope(data, trusted=trusted, account_id=keyring.account_id, backup_id=backup_id)
+        return env
 
 
-def _key_label(key: rsa.RSAPrivateKey) -> str:
-    return public_key_id(key.public_key()).hex()[:16]
+def _key_label(key: ReaderKey) -> str:
+    return as_unwrapper(key).key_id.hex()[:16]
 
 
-def metadata_key(manifest: Manifest, key: rsa.RSAPrivateKey) -> SealingKey:
+def _unwrap(env: Envelope, key: ReaderKey, role: Role) -> SealingKey:
+    """Select the record of ``role`` for ``key`` and unwrap it (WrongKeyError if there is none)."""
+    unwrapper = as_unwrapper(key)
+    record = select_record(env.wrapped_keys(), unwrapper.key_id, role=role)
+    return SealingKey(unwrapper.unwrap(record, role=role, backup_id=env.backup_id))
+
+
+def metadata_key(manifest: Manifest, envelopes: Envelopes, key: ReaderKey) -> SealingKey:
     """The backup's metadata key, unwrapped with a browse or data private key and checked."""
     bid = manifest.backup_id.hex()
-    records = decode_records(manifest.wrapped_keys, f"backup {bid}")
+    env = envelopes.get(manifest.backup_id, host_key_id=manifest.host_key_id)
     try:
-        sealing = _unwrap(records, key, role=Role.BROWSE, backup_id=manifest.backup_id, what=f"backup {bid}")
+        sealing = _unwrap(env, key, Role.BROWSE)
     except WrongKeyError:
         raise WrongKeyError(
-            f"key {_key_label(key)} is neither a browse nor a data key of backup {bid}; use a key "
-            "that was in the account keyring when the backup was made"
+            f"key {_key_label(key)} is neither a browse nor a data key of backup {bid}: it is not "
+            "one of the account's current keys, or it was rotated out; use the current key file"
         ) from None
     try:
         sealing.verify_commitment(manifest.metadata_key_commitment)
@@ -68,10 +102,11 @@ def metadata_key(manifest: Manifest, key: rsa.RSAPrivateKey) -> SealingKey:
 class DataKeys:
     """The data key of each source of one backup, unwrapped on first use and cached (thread-safe)."""
 
-    def __init__(self, manifest: Manifest, root: BackupRoot, key: rsa.RSAPrivateKey) -> None:
+    def __init__(self, manifest: Manifest, root: BackupRoot, key: ReaderKey, envelopes: Envelopes) -> None:
         self._manifest = manifest
         self._root = root
         self._key = key
+        self._envelopes = envelopes
         self._keys: dict[int, SealingKey] = {}
         self._lock = threading.Lock()
 
@@ -91,17 +126,16 @@ class DataKeys:
     def _unwrap(self, index: int) -> SealingKey:
         src = self._root.sources[index]
         bid = src.backup_id.hex()
-        this = self._manifest.backup_id.hex()
         if index == 0:
-            records = decode_records(self._manifest.wrapped_keys, f"backup {bid}")
+            env = self._envelopes.get(src.backup_id, host_key_id=self._manifest.host_key_id)
             what = f"backup {bid}"
         else:
-            records = decode_records(src.wrapped_keys, f"source {bid} of backup {this}")
-            what = f"backup {bid}, whose stored chunks backup {this} reuses"
+            env = self._envelopes.get(src.backup_id)
+            what = f"backup {bid}, whose stored chunks backup {self._manifest.backup_id.hex()} reuses"
         try:
-            sealing = _unwrap(records, self._key, role=Role.DATA, backup_id=src.backup_id, what=what)
+            sealing = _unwrap(env, self._key, Role.DATA)
         except WrongKeyError:
-            raise self._wrong_key(what) from None
+            raise self._wrong_key(env, what) from None
         try:
             sealing.verify_commitment(src.data_key_commitment)
         except IntegrityError:
@@ -110,16 +144,15 @@ class DataKeys:
             ) from None
         return sealing
 
-    def _wrong_key(self, what: str) -> WrongKeyError:
-        key_id = public_key_id(self._key.public_key())
-        manifest_records = decode_records(self._manifest.wrapped_keys, "the manifest")
-        roles = {rec.role for rec in manifest_records if rec.recipient_id == key_id}
-        if Role.BROWSE in roles and Role.DATA not in roles:
+    def _wrong_key(self, env: Envelope, what: str) -> WrongKeyError:
+        key_id = as_unwrapper(self._key).key_id
+        listed = [e for e in self._envelopes.keyring.entries if e.key_id == key_id]
+        if listed and listed[0].role is Role.BROWSE:
             return WrongKeyError(
                 f"key {_key_label(self._key)} is a browse key: it can list files but not read them; "
                 "use a data key"
             )
         return WrongKeyError(
-            f"key {_key_label(self._key)} is not a data key of {what}; use a data key that was in "
-            "the account keyring when that backup was made"
+            f"key {_key_label(self._key)} is not a data key of {what}: it is not one of the "
+            "account's current data keys, or it was rotated out; use the current data key file"
         )

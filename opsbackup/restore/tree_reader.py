@@ -1,10 +1,12 @@
 """An opened snapshot: its verified backup root, and its tree nodes read lazily, pack by pack.
 
 :func:`open_snapshot` goes from a verified manifest to a verified backup root: unwrap the
-metadata key (browse or data private key) and check its commitment, fetch the tree root pack
+metadata key from the backup's key envelope (browse or data private key) and check its
+commitment, fetch the tree root pack
 (SHA-256 and size from the signed object list), open it (the pack index authenticates the whole
 pack under the metadata key and this backup's id), open the root entry, decode it, and check it
-against the manifest: source 0 is this backup with the signed data-key commitment, and the
+against the manifest: source 0 is this backup with the signed data-key commitment, the other
+sources are the earlier backups the manifest signs, and the
 root's packs plus the tree root pack and the chunk index are exactly the signed object list.
 Tree nodes are then fetched on demand; a few opened tree packs and decoded nodes are cached.
 """
@@ -15,10 +17,9 @@ import bisect
 import collections
 from collections.abc import Iterator
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from crypto.aead import SealingKey
 from crypto.packs import open_entry, open_pack
+from crypto.unwrapper import ReaderKey
 from formats import backup_root, tree
 from formats.backup_root import BackupRoot, PackKind
 from formats.pack import PackEntry
@@ -27,7 +28,7 @@ from formats.tree import Record, StreamChecker, path_key
 from opsbackup.client.account import Account, VerifiedManifest
 from opsbackup.client.repository import Repository
 from opsbackup.errors import FormatError, IntegrityError
-from opsbackup.restore.keys import metadata_key
+from opsbackup.restore.keys import Envelopes, metadata_key
 from opsbackup.restore.paths import normalize, show, within
 
 __all__ = ["Snapshot", "fetch_pack", "open_snapshot"]
@@ -45,9 +46,11 @@ class Snapshot:
         manifest: VerifiedManifest,
         root: BackupRoot,
         mkey: SealingKey,
+        envelopes: Envelopes,
     ) -> None:
         self.manifest = manifest
         self.root = root
+        self.envelopes = envelopes
         self._repo = repo
         self._mkey = mkey
         self._bid = manifest.manifest.backup_id
@@ -169,11 +172,12 @@ def fetch_pack(
     return {entry.object_id: entry for entry in opened.pack.entries}
 
 
-def open_snapshot(account: Account, snapshot: VerifiedManifest, key: rsa.RSAPrivateKey) -> Snapshot:
+def open_snapshot(account: Account, snapshot: VerifiedManifest, key: ReaderKey) -> Snapshot:
     """Open ``snapshot`` with a browse or data private key: verify and decode its backup root."""
     m = snapshot.manifest
     bid = m.backup_id.hex()
-    mkey = metadata_key(m, key)
+    envelopes = Envelopes(account)
+    mkey = metadata_key(m, envelopes, key)
     sizes = {obj.name: obj.size for obj in m.objects}
     entries = fetch_pack(
         account.repo, m.tree_root_pack, sizes[m.tree_root_pack], mkey, m.backup_id, "tree pack"
@@ -187,6 +191,10 @@ def open_snapshot(account: Account, snapshot: VerifiedManifest, key: rsa.RSAPriv
         raise IntegrityError(f"the backup root of {bid} belongs to backup {source0.backup_id.hex()}")
     if source0.data_key_commitment != m.data_key_commitment:
         raise IntegrityError(f"the backup root of {bid} names another data key than its manifest signs")
+    if tuple(src.backup_id for src in root.sources[1:]) != m.sources:
+        raise IntegrityError(
+            f"the backup root of {bid} names other earlier backups than its manifest signs; refusing it"
+        )
     # The tree root pack cannot be in the root's table (its name is a hash over the root): the
     # signed object list is exactly the table's packs, the tree root pack and the chunk index.
     listed = sorted([*(pack.name for pack in root.packs), m.tree_root_pack, m.chunk_index])
@@ -194,4 +202,4 @@ def open_snapshot(account: Account, snapshot: VerifiedManifest, key: rsa.RSAPriv
         raise IntegrityError(
             f"the packs of backup {bid} are not the objects its manifest signs; refusing the backup"
         )
-    return Snapshot(account.repo, snapshot, root, mkey)
+    return Snapshot(account.repo, snapshot, root, mkey, envelopes)

@@ -20,9 +20,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from crypto.dedup import ChunkIdKey
+from crypto.unwrapper import ReaderKey
 from opsbackup.client.account import Account
 from opsbackup.client.progress import NullProgress, Progress
 from opsbackup.client.transport import parallel
@@ -66,7 +65,7 @@ def _open_target(target: Path) -> tuple[int, bool]:
 def restore(
     account: Account,
     snapshot: Snapshot,
-    data_key: rsa.RSAPrivateKey,
+    data_key: ReaderKey,
     target: Path,
     paths: Sequence[bytes] = (),
     *,
@@ -86,7 +85,7 @@ def restore(
     owners = _is_root() if restore_owners is None else restore_owners
     wanted = [normalize(p) for p in paths]
     plan = make_plan(select(snapshot, wanted), snapshot.root, wanted)
-    keys = DataKeys(snapshot.manifest.manifest, snapshot.root, data_key)
+    keys = DataKeys(snapshot.manifest.manifest, snapshot.root, data_key, snapshot.envelopes)
     keys.load({0} | plan.sources(snapshot.root))
     target = Path(target)
     warnings = Warnings()

@@ -23,7 +23,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from formats.errors import FormatError, NotFoundError
-from opsbackup.server import routes_delete, routes_keyring, routes_manifests, routes_objects
+from opsbackup.server import (
+    routes_delete,
+    routes_envelopes,
+    routes_keyring,
+    routes_manifests,
+    routes_objects,
+)
 from opsbackup.server.accounts import authenticate
 from opsbackup.server.audit_log import AuditLog
 from opsbackup.server.common import (
@@ -166,6 +172,7 @@ def create_app(
             *routes_manifests.routes,
             *routes_keyring.routes,
             *routes_delete.routes,
+            *routes_envelopes.routes,
         ],
         middleware=[Middleware(AuditMiddleware, log=audit)],
         exception_handlers=handlers,

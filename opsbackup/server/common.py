@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from opsbackup.storage.base import ObjectStore
 
 __all__ = [
     "AUDIT_SCOPE_KEY",
+    "MAX_LIST_PAGE",
     "ApiError",
     "AuditContext",
     "Settings",
@@ -23,8 +25,12 @@ __all__ = [
     "check_backup_id",
     "check_host",
     "check_object_name",
+    "envelope_prefix",
+    "envelopes_prefix",
+    "list_page",
     "manifest_key",
     "object_key",
+    "page_query",
     "read_limited",
     "require",
     "settings",
@@ -35,6 +41,9 @@ AUDIT_SCOPE_KEY = "opsbackup.audit"
 _OBJECT_NAME_RE = re.compile(r"[0-9a-f]{64}")
 _BACKUP_ID_RE = re.compile(r"[0-9a-f]{32}")
 _HOST_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+#: The most entries one listing page returns (and its default).
+MAX_LIST_PAGE = 10_000
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -67,6 +76,7 @@ class Settings:
     max_manifest_size: int = 64 * 1024 * 1024
     max_keyring_size: int = 4 * 1024 * 1024
     max_delete_size: int = 8 * 1024 * 1024
+    max_envelope_size: int = 4 * 1024 * 1024
     max_query_names: int = 10_000
     delete_window: int = 300
 
@@ -133,6 +143,49 @@ def object_key(account: Account, name: str) -> str:
 
 def manifest_key(account: Account, host: str, backup_id: str) -> str:
     return f"accounts/{account.account_id.hex()}/manifests/{host}/{backup_id}"
+
+
+def envelopes_prefix(account: Account) -> str:
+    """Where every key envelope of the account is kept."""
+    return f"accounts/{account.account_id.hex()}/envelopes/"
+
+
+def envelope_prefix(account: Account, backup_id: str) -> str:
+    """Where every stored generation of one backup's key envelope is kept (``<generation:020d>``)."""
+    return f"{envelopes_prefix(account)}{backup_id}/"
+
+
+def page_query(request: Request, name: re.Pattern[str], what: str) -> tuple[str, int]:
+    """``(after, limit)`` of a listing request; 400 for an ``after`` that is not ``what``."""
+    after = request.query_params.get("after", "")
+    if after and not name.fullmatch(after):
+        raise ApiError(400, f"invalid 'after': it must be {what}")
+    raw_limit = request.query_params.get("limit", str(MAX_LIST_PAGE))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST_PAGE:
+        raise ApiError(400, f"invalid 'limit': a number from 1 to {MAX_LIST_PAGE}")
+    return after, int(raw_limit)
+
+
+def list_page(
+    names: Iterable[str], after: str, limit: int, describe: Callable[[str], T | None]
+) -> tuple[list[T], str | None]:
+    """Up to ``limit`` entries for the sorted ``names`` after ``after``, and the next cursor.
+
+    ``describe`` turns a name into its entry, or ``None`` to skip it (deleted while listing).
+    The cursor is the last name of a full page when more names follow, else ``None``.
+    """
+    page: list[T] = []
+    last = ""
+    for name in names:
+        if name <= after:
+            continue
+        if len(page) == limit:
+            return page, last
+        entry = describe(name)
+        if entry is not None:
+            page.append(entry)
+            last = name
+    return page, None
 
 
 async def read_limited(request: Request, limit: int, what: str) -> bytes:

@@ -13,6 +13,7 @@ __all__ = ["OPENAPI"]
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _BYTES = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 _HEX64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_HEX32 = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +56,12 @@ def _path_param(name: str, pattern: str) -> dict[str, Any]:
 _NAME = _path_param("name", "^[0-9a-f]{64}$")
 _HOST = _path_param("host", "^[a-z0-9][a-z0-9._-]{0,62}$")
 _BACKUP = _path_param("backup_id", "^[0-9a-f]{32}$")
+_KEYRING_VERSION = _path_param("version", "^[1-9][0-9]{0,18}$")
 _CREATED = {"type": "object", "properties": {"created": {"type": "boolean"}}}
+_STORED_ENVELOPE = {
+    "type": "object",
+    "properties": {"backup_id": _HEX32, "generation": {"type": "integer"}, "created": {"type": "boolean"}},
+}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -176,7 +182,8 @@ OPENAPI: dict[str, Any] = {
                 {
                     "400": "invalid host or backup id, not a signed manifest, or a bad signature",
                     "403": "scope not allowed, or signer is not a current host key",
-                    "409": "another manifest exists under this id, or the account has no keyring",
+                    "409": "another manifest exists under this id, the account has no keyring, or the key "
+                    "envelope of the backup or of one of its sources is not stored (upload it first)",
                     "413": "manifest too large",
                 },
                 body=_BYTES,
@@ -198,23 +205,102 @@ OPENAPI: dict[str, Any] = {
                 {"404": "the account has no keyring yet"},
             ),
             "put": _op(
-                "Upload a new keyring version, signed by the account's root key",
+                "Upload the next keyring version, signed by the active root key of the current version",
                 "admin",
                 {"201": {"description": "stored"}, "200": {"description": "identical keyring present"}},
                 {
-                    "400": "not signed by the account's root key, malformed, or for another account",
+                    "400": "not signed by the current version's active root key (the account's root key "
+                    "for version 1), malformed, or for another account",
                     "403": "scope not allowed",
-                    "409": "rollback (older version) or another keyring with the same version",
+                    "409": "rollback (older version), another keyring with the same version, or a version "
+                    "other than current + 1",
                     "413": "keyring too large",
                 },
                 body=_BYTES,
             ),
         },
+        "/v1/keyring/{version}": {
+            "get": _op(
+                "One stored keyring version (to follow root handovers version by version)",
+                "host, restore, admin",
+                {"200": {"description": "the signed keyring of that version", "content": _BYTES}},
+                {"400": "invalid version", "404": "no such version"},
+                params=[_KEYRING_VERSION],
+            ),
+        },
+        "/v1/envelopes": {
+            "get": _op(
+                "List the backup ids that have a key envelope, in order, a page at a time",
+                "restore, admin",
+                {
+                    "200": {
+                        "description": "one page; 'next' is the 'after' of the next page, or null",
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "envelopes": {"type": "array", "items": _HEX32},
+                                    "next": {"type": ["string", "null"]},
+                                },
+                            }
+                        ),
+                    }
+                },
+                {
+                    "400": "invalid 'after' or 'limit'",
+                    "403": "scope not allowed (host credentials cannot list)",
+                },
+                params=[
+                    {"name": "after", "in": "query", "required": False, "schema": _HEX32},
+                    {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}},
+                ],
+            )
+        },
+        "/v1/envelopes/{backup_id}": {
+            "put": _op(
+                "Store a backup's signed key envelope: generation 0 (host key, create-only) or a "
+                "re-wrap (generation >= 1, deletion key) that replaces every lower generation",
+                "host, admin",
+                {
+                    "201": {"description": "stored", "content": _json(_STORED_ENVELOPE)},
+                    "200": {"description": "identical envelope present", "content": _json(_STORED_ENVELOPE)},
+                },
+                {
+                    "400": "invalid backup id, not a signed key envelope, bad signature, or an envelope "
+                    "of another backup or account",
+                    "403": "scope not allowed; signer not a current host or deletion key; generation 0 "
+                    "not signed by a host key, or a re-wrap not signed by a deletion key",
+                    "409": "wrapped to another keyring version or not to exactly the current recipients "
+                    "(header X-Opsbackup-Keyring-Version: re-wrap); generation 0 present with other "
+                    "content or already re-wrapped; a re-wrap with nothing to replace or not newer "
+                    "than the stored generation; the account has no keyring",
+                    "413": "envelope too large",
+                },
+                body=_BYTES,
+                params=[_BACKUP],
+            ),
+            "get": _op(
+                "The backup's current key envelope (header X-Opsbackup-Envelope-Generation)",
+                "host, restore, admin",
+                {"200": {"description": "the signed envelope, highest generation", "content": _BYTES}},
+                {
+                    "400": "invalid backup id",
+                    "403": "scope not allowed",
+                    "404": "no envelope for this backup",
+                },
+                params=[_BACKUP],
+            ),
+        },
         "/v1/delete": {
             "post": _op(
-                "Delete objects and manifests named by a request signed with a deletion key",
+                "Delete objects, manifests and key envelopes named by a request signed with a deletion key",
                 "host, restore, admin (the signature authorises, not the scope)",
-                {"200": {"description": '{"deleted_objects", "deleted_manifests", "missing"}'}},
+                {
+                    "200": {
+                        "description": '{"deleted_objects", "deleted_manifests", "deleted_envelopes", '
+                        '"missing"}'
+                    }
+                },
                 {
                     "400": "not a signed delete request, or a malformed body",
                     "403": "unsigned by a deletion key, bad signature, other account, stale, or replayed",

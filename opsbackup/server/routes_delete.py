@@ -31,6 +31,7 @@ from opsbackup.server.common import (
     settings,
 )
 from opsbackup.server.keyrings import load_keyring
+from opsbackup.server.routes_envelopes import delete_envelope
 from opsbackup.storage.base import ObjectStore
 
 __all__ = ["check_delete_request", "routes"]
@@ -75,7 +76,7 @@ def check_delete_request(
 
 
 def _apply(store: ObjectStore, account: Account, req: delete_request.DeleteRequest) -> dict[str, int]:
-    counts = {"deleted_objects": 0, "deleted_manifests": 0, "missing": 0}
+    counts = {"deleted_objects": 0, "deleted_manifests": 0, "deleted_envelopes": 0, "missing": 0}
     for name in req.objects:
         if store.delete(object_key(account, name.hex())):
             counts["deleted_objects"] += 1
@@ -84,6 +85,11 @@ def _apply(store: ObjectStore, account: Account, req: delete_request.DeleteReque
     for m in req.manifests:
         if store.delete(manifest_key(account, m.host, m.backup_id.hex())):
             counts["deleted_manifests"] += 1
+        else:
+            counts["missing"] += 1
+    for backup_id in req.envelopes:  # every generation of each
+        if delete_envelope(store, account, backup_id):
+            counts["deleted_envelopes"] += 1
         else:
             counts["missing"] += 1
     return counts

@@ -1,4 +1,5 @@
-"""The account keyring: any credential reads it; an admin credential uploads the next version."""
+"""The account keyring: any credential reads it (the newest or any stored version); an admin
+credential uploads the next version, signed by the active root of the current one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from starlette.routing import Route
 from formats.errors import FormatError, IntegrityError, RollbackError, WrongKeyError
 from opsbackup.server.accounts import Scope
 from opsbackup.server.common import ApiError, read_limited, require, settings
-from opsbackup.server.keyrings import KeyringConflictError, current_keyring, store_keyring
+from opsbackup.server.keyrings import (
+    KeyringConflictError,
+    KeyringVersionError,
+    current_keyring,
+    keyring_version,
+    store_keyring,
+)
 
 __all__ = ["routes"]
 
@@ -26,6 +33,18 @@ async def get_keyring(request: Request) -> Response:
     return Response(data, media_type="application/octet-stream", headers={VERSION_HEADER: str(version)})
 
 
+async def get_keyring_version(request: Request) -> Response:
+    _, account = await require(request, Scope.HOST, Scope.RESTORE, Scope.ADMIN)
+    text = request.path_params["version"]
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or text.startswith("0"):
+        raise ApiError(400, "a keyring version is a whole number from 1")
+    version = int(text)
+    data = await run_in_threadpool(keyring_version, settings(request).store, account, version)
+    if data is None:
+        raise ApiError(404, f"the account has no keyring version {version}")
+    return Response(data, media_type="application/octet-stream", headers={VERSION_HEADER: str(version)})
+
+
 async def put_keyring(request: Request) -> Response:
     _, account = await require(request, Scope.ADMIN)
     s = settings(request)
@@ -36,6 +55,8 @@ async def put_keyring(request: Request) -> Response:
         raise ApiError(409, f"keyring rollback refused: {exc}") from None
     except KeyringConflictError as exc:
         raise ApiError(409, f"keyring version conflict: {exc}") from None
+    except KeyringVersionError as exc:
+        raise ApiError(409, f"keyring version refused: {exc}") from None
     except IntegrityError as exc:
         raise ApiError(400, f"keyring does not verify with the account's root key: {exc}") from None
     except WrongKeyError as exc:
@@ -48,4 +69,5 @@ async def put_keyring(request: Request) -> Response:
 routes = [
     Route("/v1/keyring", get_keyring, methods=["GET"]),
     Route("/v1/keyring", put_keyring, methods=["PUT"]),
+    Route("/v1/keyring/{version}", get_keyring_version, methods=["GET"]),
 ]

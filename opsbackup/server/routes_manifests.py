@@ -1,4 +1,5 @@
-"""Manifests: create-only upload (signature checked against the keyring's host keys), list, fetch."""
+"""Manifests: create-only upload (signature checked against the keyring's host keys, key envelopes
+present), list, fetch."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from opsbackup.server.common import (
     settings,
 )
 from opsbackup.server.keyrings import load_keyring
+from opsbackup.server.routes_envelopes import envelope_exists
 from opsbackup.storage.base import ObjectStore
 
 __all__ = ["routes"]
@@ -39,7 +41,11 @@ def _path_ids(request: Request) -> tuple[str, str]:
 
 
 def _check_signed(store: ObjectStore, account: Account, data: bytes, host: str, backup_id: str) -> None:
-    """Verify first, then decode; then the manifest must be the one its URL names."""
+    """Verify first, then decode; then the manifest must be the one its URL names, and readable.
+
+    Readable: the key envelope of the backup itself and of every source it reuses packs of is
+    stored (a backup must never be stored unreadable; the host uploads its envelope first).
+    """
     keyring = load_keyring(store, account)
     if keyring is None:
         raise ApiError(409, "the account has no keyring yet: upload it first (PUT /v1/keyring)")
@@ -57,6 +63,13 @@ def _check_signed(store: ObjectStore, account: Account, data: bytes, host: str, 
         raise ApiError(400, "manifest host or backup id does not match the URL")
     if body.account_id != account.account_id:
         raise ApiError(400, "manifest belongs to another account")
+    for needed in (body.backup_id, *body.sources):
+        if not envelope_exists(store, account, needed):
+            raise ApiError(
+                409,
+                f"upload the key envelope first: backup {needed.hex()} has none "
+                f"(PUT /v1/envelopes/{needed.hex()})",
+            )
 
 
 async def put_manifest(request: Request) -> Response:

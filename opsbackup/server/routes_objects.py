@@ -15,9 +15,12 @@ from starlette.routing import Route
 from formats.errors import FormatError, IntegrityError, NotFoundError
 from opsbackup.server.accounts import Scope
 from opsbackup.server.common import (
+    MAX_LIST_PAGE,
     ApiError,
     check_object_name,
+    list_page,
     object_key,
+    page_query,
     read_limited,
     require,
     settings,
@@ -32,8 +35,6 @@ _OBJECT_NAME = re.compile(r"[0-9a-f]{64}")
 _READERS = (Scope.HOST, Scope.RESTORE, Scope.ADMIN)
 _WRITERS = (Scope.HOST, Scope.ADMIN)
 _LISTERS = (Scope.RESTORE, Scope.ADMIN)
-#: The most names one listing page returns (and its default).
-MAX_LIST_PAGE = 10_000
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
@@ -142,31 +143,23 @@ def _list_page(
     store: ObjectStore, prefix: str, after: str, limit: int
 ) -> tuple[list[dict[str, object]], str | None]:
     """Up to ``limit`` objects (name, size) after ``after`` in name order, and the next cursor."""
-    page: list[dict[str, object]] = []
-    for key in store.list(prefix):
-        name = key.rsplit("/", 1)[-1]
-        if name <= after or not _OBJECT_NAME.fullmatch(name):
-            continue
-        if len(page) == limit:
-            return page, str(page[-1]["name"])
+    names = (name for key in store.list(prefix) if _OBJECT_NAME.fullmatch(name := key.rsplit("/", 1)[-1]))
+
+    def describe(name: str) -> dict[str, object] | None:
         try:
-            page.append({"name": name, "size": store.size(key)})
+            return {"name": name, "size": store.size(f"{prefix}{name[:2]}/{name}")}
         except NotFoundError:  # deleted while listing
-            continue
-    return page, None
+            return None
+
+    return list_page(names, after, limit, describe)
 
 
 async def list_objects(request: Request) -> Response:
     _, account = await require(request, *_LISTERS)
     s = settings(request)
-    after = request.query_params.get("after", "")
-    if after and not _OBJECT_NAME.fullmatch(after):
-        raise ApiError(400, "invalid 'after': it must be an object name (64 lower-case hex digits)")
-    raw_limit = request.query_params.get("limit", str(MAX_LIST_PAGE))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST_PAGE:
-        raise ApiError(400, f"invalid 'limit': a number from 1 to {MAX_LIST_PAGE}")
+    after, limit = page_query(request, _OBJECT_NAME, "an object name (64 lower-case hex digits)")
     prefix = f"accounts/{account.account_id.hex()}/objects/"
-    page, cursor = await run_in_threadpool(_list_page, s.store, prefix, after, int(raw_limit))
+    page, cursor = await run_in_threadpool(_list_page, s.store, prefix, after, limit)
     return JSONResponse({"objects": page, "next": cursor})
 
 

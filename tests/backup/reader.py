@@ -16,10 +16,11 @@ import zstandard
 
 from crypto.aead import SealingKey
 from crypto.dedup import ChunkIdKey
+from crypto.envelope import open_envelope, readers_trusted_signers
 from crypto.packs import OpenedPack, open_entry, open_pack
 from crypto.primitives import public_key_id
 from crypto.wrap import select_record, unwrap_key
-from formats import backup_root, tree, wrapped_key
+from formats import backup_root, tree
 from formats.backup_root import BackupRoot, PackKind
 from formats.roles import Role
 from formats.sealed import Compression, decode_chunk_payload
@@ -29,10 +30,17 @@ from tests.client_support import AccountKeys
 __all__ = ["OpenedBackup", "open_backup"]
 
 
-def _unwrap(records: tuple[bytes, ...], keys: AccountKeys, role: Role, backup_id: bytes) -> SealingKey:
-    decoded = [wrapped_key.decode(r) for r in records]
+def _unwrap(account: Account, keys: AccountKeys, role: Role, backup_id: bytes) -> SealingKey:
+    """The key of ``role`` of ``backup_id``, from its key envelope on the server (verified)."""
+    keyring = account.keyring
+    env, _ = open_envelope(
+        account.repo.get_envelope(backup_id),
+        trusted=readers_trusted_signers(keyring, None),
+        account_id=keyring.account_id,
+        backup_id=backup_id,
+    )
     own = public_key_id(keys.data.public_key())
-    record = select_record(decoded, own, role=role)
+    record = select_record(env.wrapped_keys(), own, role=role)
     return SealingKey(unwrap_key(record, keys.data, role=role, backup_id=backup_id))
 
 
@@ -65,10 +73,7 @@ class OpenedBackup:
 
     def source_key(self, source: int) -> SealingKey:
         src = self.root.sources[source]
-        if source == 0:
-            key = _unwrap(self.verified.manifest.wrapped_keys, self.keys, Role.DATA, self.backup_id)
-        else:
-            key = _unwrap(src.wrapped_keys, self.keys, Role.DATA, src.backup_id)
+        key = _unwrap(self.account, self.keys, Role.DATA, src.backup_id)
         key.verify_commitment(src.data_key_commitment)
         return key
 
@@ -110,7 +115,7 @@ def open_backup(account: Account, keys: AccountKeys, host: str, backup_id: str) 
     """Verify and open one backup; every node is read and the stream checked."""
     verified = account.fetch_manifest(host, backup_id)
     manifest = verified.manifest
-    meta = _unwrap(manifest.wrapped_keys, keys, Role.BROWSE, manifest.backup_id)
+    meta = _unwrap(account, keys, Role.BROWSE, manifest.backup_id)
     meta.verify_commitment(manifest.metadata_key_commitment)
     sizes = {obj.name: obj.size for obj in manifest.objects}
     root_pack = open_pack(

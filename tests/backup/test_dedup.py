@@ -199,7 +199,8 @@ def test_an_interrupted_run_leaves_packs_the_next_run_reuses(env: ClientEnv, tmp
     reused = {p.name for p in opened.root.packs if p.source != 0}
     assert reused == stored  # every pack of the interrupted run, under its own source
     assert len(opened.root.sources) == 2
-    assert opened.root.sources[1].wrapped_keys  # its data key records travel with it
+    # The manifest names the interrupted run as a source, so the server keeps its key envelope.
+    assert opened.verified.manifest.sources == (opened.root.sources[1].backup_id,)
     big = src / "dir" / "sub" / "random.bin"
     assert opened.content(os.fsencode(big)[1:]) == big.read_bytes()
     # The second run's chunk index lists the interrupted run's chunks: a fresh host dedups fully.

@@ -33,9 +33,7 @@ def table(
     n_sources: int, n_packs: int, n_entries: int
 ) -> tuple[list[Source], list[tuple[bytes, int]], list[ci.Entry]]:
     """A global table in no particular order: packs spread over sources, entries over packs."""
-    sources = [
-        Source(h(f"src {i}")[:16], h(f"commit {i}"), (b"OBWK " + h(f"rec {i}"),)) for i in range(n_sources)
-    ]
+    sources = [Source(h(f"src {i}")[:16], h(f"commit {i}")) for i in range(n_sources)]
     packs = [(h(f"pack {i}"), i % n_sources) for i in range(n_packs)]
     entries = [ci.Entry(h(f"chunk {i}"), i % n_packs, 1000 + i) for i in range(n_entries)]
     return sources, packs, entries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -39,21 +40,58 @@ def _pem(name: str) -> rsa.RSAPrivateKey:
     return key
 
 
-ROOT, DATA, HOST = _pem("root"), _pem("data"), _pem("host")
+ROOT, DATA, HOST, ROOT2 = _pem("root"), _pem("data"), _pem("host"), _pem("root2")
 ROOT_PUB = ROOT.public_key()
 S1 = bytes.fromhex(VECTORS["valid"][0]["hex"])
+
+
+def _valid(version: int) -> bytes:
+    return bytes.fromhex(next(v["hex"] for v in VECTORS["valid"] if v["version"] == version))
 
 
 @pytest.mark.parametrize("vec", VECTORS["valid"], ids=lambda v: v["name"])
 def test_known_answer_open(vec: dict[str, Any]) -> None:
     raw = bytes.fromhex(vec["hex"])
-    ring = open_keyring(raw, root_public_key=ROOT_PUB, min_version=vec["version"])
+    signer = _pem(vec["signer"]).public_key()
+    ring = open_keyring(raw, root_public_key=signer, min_version=vec["version"])
     assert ring.version == vec["version"]
     assert ring.account_id.hex() == vec["account_id"]
-    assert ring.root_id.hex() == vec["root_id"] == public_key_id(ROOT_PUB).hex()
+    assert ring.root_id.hex() == vec["root_id"]
     assert keyring_digest(raw).hex() == vec["digest"]
-    assert open_keyring(raw, root_public_key=ROOT_PUB, min_version=vec["version"],
+    assert open_keyring(raw, root_public_key=signer, min_version=vec["version"],
                         seen_digest=bytes.fromhex(vec["digest"])) == ring  # fmt: skip
+    heads = {e.key_id.hex(): e.trusted_head.hex() for e in ring.entries if any(e.trusted_head)}
+    assert heads == vec.get("trusted_heads", {})
+    assert {k.hex(): v.hex() for k, v in ring.openpgp_keys_for(Role.DATA).items()} == vec.get("openpgp", {})
+
+
+def test_root_handover_is_followed_one_version_at_a_time() -> None:
+    v4, v5 = _valid(4), _valid(5)
+    ring4 = open_keyring(v4, root_public_key=ROOT_PUB)  # signed by the old root, names the new one
+    assert ring4.root_id == public_key_id(ROOT2.public_key())
+    assert ring4.entry(public_key_id(ROOT_PUB)).active is False
+    assert ring4.root_public_key.public_numbers() == ROOT2.public_key().public_numbers()
+    ring5 = open_keyring(v5, root_public_key=ring4.root_public_key, min_version=4)
+    assert ring5.root_id == ring4.root_id
+    with pytest.raises(WrongKeyError):  # the old root cannot sign after the handover
+        open_keyring(v5, root_public_key=ROOT_PUB)
+    with pytest.raises(WrongKeyError):  # nor can the new root sign its own handover
+        open_keyring(v4, root_public_key=ROOT2.public_key())
+
+
+def test_openpgp_entries_and_recipient_ids() -> None:
+    ring = open_keyring(_valid(3), root_public_key=ROOT_PUB)
+    ((pgp_id, pgp),) = ring.openpgp_keys_for(Role.DATA).items()
+    data_id = public_key_id(DATA.public_key())
+    assert pgp_id == hashlib.sha256(pgp).digest()
+    assert set(ring.keys_for(Role.DATA)) == {data_id}  # RSA keys only: existing callers keep working
+    assert ring.recipient_ids(Role.DATA) == frozenset({data_id, pgp_id})
+    assert ring.recipient_ids(Role.BROWSE) == frozenset()
+    assert ring.openpgp_keys_for(Role.BROWSE) == {}
+    entry = ring.entry(pgp_id)
+    assert (entry.kind, entry.label) == (fmt.KeyKind.OPENPGP, "yubikey 0xA1B2")
+    with pytest.raises(WrongKeyError, match="OpenPGP key"):
+        entry.public_key()
 
 
 @pytest.mark.parametrize("vec", VECTORS["invalid"], ids=lambda v: v["name"])
@@ -126,12 +164,45 @@ def test_build_sign_open_and_rotate(
     with pytest.raises(IntegrityError, match="equivocation"):
         open_keyring(other2, root_public_key=root, min_version=2, seen_digest=keyring_digest(s2))
 
-    # root rotation: add the new root and revoke the old one, signed by the new root
+    # root handover: add the new root and revoke the old one, signed by the OLD root
     body3 = next_keyring_body(ring2, add=[(Role.ROOT, ROOT_PUB, "root 2")], revoke=[ring2.root_id], now=300)
-    ring3 = open_keyring(sign_object(ROOT, body3), root_public_key=ROOT_PUB, min_version=2)
+    ring3 = open_keyring(sign_object(rsa4096, body3), root_public_key=root, min_version=2)
     assert ring3.root_id == public_key_id(ROOT_PUB)
-    with pytest.raises(WrongKeyError):  # clients still pinning the old root refuse it
+    with pytest.raises(WrongKeyError):  # the new root does not sign its own handover
         open_keyring(sign_object(ROOT, body3), root_public_key=root)
+    body4 = next_keyring_body(ring3, now=400)
+    assert open_keyring(sign_object(ROOT, body4), root_public_key=ring3.root_public_key).version == 4
+    with pytest.raises(WrongKeyError):  # from version 4 on the old root's signature is refused
+        open_keyring(sign_object(rsa4096, body4), root_public_key=ring3.root_public_key)
+
+
+def test_trusted_heads_and_openpgp_additions(rsa4096: rsa.RSAPrivateKey, rsa3072: rsa.RSAPrivateKey) -> None:
+    root = rsa4096.public_key()
+    pgp = b"\x99\x01\x0d" + bytes(range(256)) * 30  # 7683 bytes: above the RSA limit, under OpenPGP's
+    body1 = new_keyring_body(root, add=[(Role.HOST, rsa3072.public_key(), "web1")],
+                             add_openpgp=[(Role.BROWSE, pgp, "auditor card")], now=1)  # fmt: skip
+    ring1 = open_keyring(sign_object(rsa4096, body1), root_public_key=root)
+    pgp_id = hashlib.sha256(pgp).digest()
+    assert ring1.openpgp_keys_for(Role.BROWSE) == {pgp_id: pgp}
+    host_id = public_key_id(rsa3072.public_key())
+    head = hashlib.sha256(b"the last trusted manifest").digest()
+    body2 = next_keyring_body(ring1, revoke=[host_id, pgp_id], trusted_heads={host_id: head}, now=2)
+    ring2 = open_keyring(sign_object(rsa4096, body2), root_public_key=root)
+    assert ring2.entry(host_id).trusted_head == head
+    assert ring2.entry(pgp_id).trusted_head == fmt.NO_HEAD  # revoked, not a host key
+    assert ring2.recipient_ids(Role.BROWSE) == frozenset()
+    ring3 = open_keyring(sign_object(rsa4096, next_keyring_body(ring2, now=3)), root_public_key=root)
+    assert ring3.entry(host_id).trusted_head == head  # kept in later versions
+    with pytest.raises(UsageError, match="not being revoked"):
+        next_keyring_body(ring1, trusted_heads={host_id: head})
+    with pytest.raises(UsageError, match="only a host key"):
+        next_keyring_body(ring1, revoke=[pgp_id], trusted_heads={pgp_id: head})
+    with pytest.raises(WrongRoleError, match="data or browse"):
+        next_keyring_body(ring1, add_openpgp=[(Role.HOST, pgp, "no")])
+    with pytest.raises(UsageError, match="1 to 8192"):
+        next_keyring_body(ring1, add_openpgp=[(Role.DATA, bytes(8193), "too long")])
+    with pytest.raises(UsageError, match="already in the keyring"):
+        next_keyring_body(ring1, add_openpgp=[(Role.DATA, pgp, "again")])
 
 
 def test_builder_refuses_mistakes(rsa4096: rsa.RSAPrivateKey, rsa3072: rsa.RSAPrivateKey) -> None:

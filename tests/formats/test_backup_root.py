@@ -11,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from formats import backup_root, tree
+from formats._wire import Reader, Writer
 from formats.backup_root import BackupRoot, NodeRef, PackKind, PackRef, Source
 from formats.errors import FormatError
 from tests.conftest import load_vectors
 
 VECTORS: Any = load_vectors("backup_root")
-STABLE_FULL_SHA256 = "f3e8453210d17dbb41ec6fb109d9a254323cf8b03e8cf7c45efc24193e87e0d6"
+STABLE_FULL_SHA256 = "6f602db43f65d4305d244b7cd0ce9181b1529a081c58cc69ae6948e36443e6d0"
 
 H32 = st.binary(min_size=32, max_size=32)
 ID16 = st.binary(min_size=16, max_size=16)
@@ -30,18 +31,7 @@ PATH = st.lists(NAME, min_size=1, max_size=3).map(b"/".join)
 def roots(draw: st.DrawFn) -> BackupRoot:
     this = draw(ID16)
     earlier = sorted(draw(st.lists(ID16.filter(lambda x: x != this), max_size=4, unique=True)))
-    sources = [Source(this, draw(H32))] + [
-        Source(
-            backup_id,
-            draw(H32),
-            tuple(
-                sorted(
-                    draw(st.lists(st.binary(min_size=1, max_size=60), min_size=1, max_size=4, unique=True))
-                )
-            ),
-        )
-        for backup_id in earlier
-    ]
+    sources = [Source(this, draw(H32))] + [Source(backup_id, draw(H32)) for backup_id in earlier]
     names = sorted(draw(st.lists(H32, min_size=1, max_size=8, unique=True)))
     tree_at = draw(st.integers(0, len(names) - 1))  # at least one tree pack
     packs = []
@@ -97,11 +87,7 @@ def test_any_byte_change_decodes_differently_or_fails(root: BackupRoot, data: st
 def from_fields(f: dict[str, Any]) -> BackupRoot:
     return BackupRoot(
         sources=tuple(
-            Source(
-                bytes.fromhex(s["backup_id"]),
-                bytes.fromhex(s["data_key_commitment"]),
-                tuple(bytes.fromhex(k) for k in s["wrapped_keys"]),
-            )
+            Source(bytes.fromhex(s["backup_id"]), bytes.fromhex(s["data_key_commitment"]))
             for s in f["sources"]
         ),
         packs=tuple(PackRef(bytes.fromhex(n), s, PackKind[k]) for n, s, k in f["packs"]),
@@ -137,7 +123,7 @@ def test_format_is_stable() -> None:
     )
     expected = (
         "4f425254" "0001"  # OBRT, version 1
-        "0001" + bytes(range(16)).hex() + "cc" * 32 + "0000"  # 1 source: id, commitment, 0 records
+        "0001" + bytes(range(16)).hex() + "cc" * 32  # 1 source: backup id, data key commitment
         + "00000001" + "aa" * 32 + "0000" "02"  # 1 pack: name, source 0, kind tree
         + "00000001" + "bb" * 32 + "00000000" "0003" "657463"  # 1 node: id, pack 0, "etc"
     )  # fmt: skip
@@ -168,24 +154,15 @@ def with_pack(i: int, **change: Any) -> tuple[PackRef, ...]:
     ("change", "problem"),
     [
         ({"sources": ()}, "1 to 65535"),
-        ({"sources": (dataclasses.replace(S0, wrapped_keys=(b"x",)), S1, S2)}, "source 0"),
-        ({"sources": (S0, dataclasses.replace(S1, wrapped_keys=()), S2)}, "source 1 holds 0"),
-        (
-            {
-                "sources": (
-                    S0,
-                    dataclasses.replace(S1, wrapped_keys=tuple(b"%02d" % i for i in range(65))),
-                    S2,
-                )
-            },
-            "holds 65",
-        ),
-        ({"sources": (S0, dataclasses.replace(S1, wrapped_keys=S1.wrapped_keys[::-1]), S2)}, "not sorted"),
-        ({"sources": (S0, dataclasses.replace(S1, wrapped_keys=(b"",)), S2)}, "record of 0 bytes"),
-        ({"sources": (S0, dataclasses.replace(S1, wrapped_keys=(b"x" * 8193,)), S2)}, "record of 8193 bytes"),
         ({"sources": (S0, S2, S1)}, "sources after source 0 are not sorted"),
         ({"sources": (S0, S1, S1)}, "duplicate"),
         ({"sources": (S0, dataclasses.replace(S1, backup_id=S0.backup_id))}, "repeats the backup id"),
+        (
+            {"sources": (S0, S1, dataclasses.replace(S0, data_key_commitment=S2.data_key_commitment), S2)},
+            "repeats the backup id",
+        ),
+        ({"sources": (S0, dataclasses.replace(S1, backup_id=bytes(17)), S2)}, "16-byte backup id"),
+        ({"sources": (S0, S1, dataclasses.replace(S2, data_key_commitment=bytes(33)))}, "32-byte"),
         ({"sources": (dataclasses.replace(S0, backup_id=bytes(15)), S1, S2)}, "16-byte backup id"),
         ({"sources": (dataclasses.replace(S0, data_key_commitment=bytes(31)), S1, S2)}, "32-byte"),
         ({"packs": ()}, "packs; a backup root holds 1 to"),
@@ -219,12 +196,58 @@ def test_equal_first_paths_are_allowed() -> None:
     assert backup_root.decode(backup_root.encode(GOOD)) == GOOD
 
 
+def test_source_is_exactly_48_bytes() -> None:
+    """docs/spec/backup-root.md: a source is backup id (16) and data key commitment (32), nothing else."""
+    assert backup_root.SOURCE_SIZE == 48
+    data = backup_root.encode(GOOD)
+    for i, src in enumerate(GOOD.sources):
+        assert data[8 + 48 * i : 8 + 48 * (i + 1)] == src.backup_id + src.data_key_commitment
+    assert int.from_bytes(data[8 + 48 * 3 : 8 + 48 * 3 + 4], "big") == len(GOOD.packs)
+    one_less = dataclasses.replace(
+        GOOD,
+        sources=GOOD.sources[:2],
+        packs=tuple(dataclasses.replace(p, source=min(p.source, 1)) for p in GOOD.packs),
+    )
+    assert len(data) == len(backup_root.encode(one_less)) + 48
+
+
+def test_smallest_root_is_138_bytes() -> None:
+    """docs/spec/backup-root.md: one source, one pack, one node with a one-byte first path."""
+    root = BackupRoot(
+        sources=(Source(bytes(16), bytes(32)),),
+        packs=(PackRef(bytes(32), 0, PackKind.TREE),),
+        nodes=(NodeRef(bytes(32), 0, b"a"),),
+    )
+    assert len(backup_root.encode(root)) == 6 + 2 + 48 + 4 + 35 + 4 + 39 == 138
+
+
+def test_source_helpers_round_trip() -> None:
+    w = Writer()
+    backup_root.write_source(w, S1)
+    raw = w.getvalue()
+    assert raw == S1.backup_id + S1.data_key_commitment
+    r = Reader(raw + b"tail", "source")
+    assert backup_root.read_source(r) == S1
+    assert r.remaining == 4
+    backup_root.check_source(S1)
+    with pytest.raises(ValueError, match="16-byte backup id"):
+        backup_root.check_source(Source(bytes(16), bytes(31)))
+
+
+def test_source_zero_is_not_ordered_against_the_others() -> None:
+    """Source 0 (this backup) may sort anywhere among the earlier sources; only its id is excluded."""
+    assert S1.backup_id < S0.backup_id < S2.backup_id  # so in the golden vector, too
+    for this in (bytes(16), b"\xff" * 16):
+        root = dataclasses.replace(GOOD, sources=(dataclasses.replace(S0, backup_id=this), S1, S2))
+        assert backup_root.decode(backup_root.encode(root)) == root
+
+
 def test_hostile_counts_are_refused_before_allocating() -> None:
     head = b"OBRT\x00\x01" + b"\xff\xff"
     with pytest.raises(FormatError, match="does not fit"):
         backup_root.decode(head + bytes(100))
     minimal = bytes.fromhex(VECTORS["good"][0]["hex"])
-    pack_count_at = 6 + 2 + 50
+    pack_count_at = 6 + 2 + backup_root.SOURCE_SIZE
     forged = (
         minimal[:pack_count_at] + (backup_root.MAX_PACKS).to_bytes(4, "big") + minimal[pack_count_at + 4 :]
     )

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from formats import backup_root
 from formats import chunk_index as ci
 from formats.backup_root import Source
 from formats.errors import FormatError
@@ -27,18 +28,7 @@ def segments(draw: st.DrawFn) -> ci.Segment:
     """A valid segment: every source used by a pack, every pack by an entry, all tables sorted."""
     n_sources = draw(st.integers(0, 3))
     source_ids = sorted(draw(st.lists(H16, min_size=n_sources, max_size=n_sources, unique=True)))
-    sources = tuple(
-        Source(
-            backup_id=b,
-            data_key_commitment=draw(H32),
-            wrapped_keys=tuple(
-                sorted(
-                    draw(st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=3, unique=True))
-                )
-            ),
-        )
-        for b in source_ids
-    )
+    sources = tuple(Source(backup_id=b, data_key_commitment=draw(H32)) for b in source_ids)
     if not sources:
         return ci.Segment(sources=(), packs=(), entries=())
     n_packs = draw(st.integers(len(sources), len(sources) + 3))
@@ -65,7 +55,6 @@ def from_fields(f: dict[str, Any]) -> ci.Segment:
             Source(
                 backup_id=bytes.fromhex(s["backup_id"]),
                 data_key_commitment=bytes.fromhex(s["data_key_commitment"]),
-                wrapped_keys=tuple(bytes.fromhex(r) for r in s["wrapped_keys"]),
             )
             for s in f["sources"]
         ),
@@ -86,6 +75,10 @@ def test_segment_layout_as_specified(seg: ci.Segment) -> None:
     data = ci.encode_segment(seg)
     assert data[:6] == b"OBCS\x00\x01"
     assert int.from_bytes(data[6:8], "big") == len(seg.sources)
+    for i, src in enumerate(seg.sources):  # each source: backup id (16) | data key commitment (32)
+        assert data[8 + 48 * i : 56 + 48 * i] == src.backup_id + src.data_key_commitment
+    packs_at = 8 + 48 * len(seg.sources)
+    assert int.from_bytes(data[packs_at : packs_at + 4], "big") == len(seg.packs)
     tail = data[-(4 + 40 * len(seg.entries)) :]  # the entry table is last
     assert int.from_bytes(tail[:4], "big") == len(seg.entries)
     for i, e in enumerate(seg.entries):
@@ -95,9 +88,8 @@ def test_segment_layout_as_specified(seg: ci.Segment) -> None:
             e.pack,
             e.length,
         )
-    assert len(data) == 16 + sum(map(ci.source_size, seg.sources)) + 34 * len(seg.packs) + 40 * len(
-        seg.entries
-    )
+    assert len(data) == 16 + 48 * len(seg.sources) + 34 * len(seg.packs) + 40 * len(seg.entries)
+    assert all(ci.source_size(src) == 48 for src in seg.sources)
 
 
 @settings(max_examples=50)
@@ -195,7 +187,6 @@ def test_segment_object_id() -> None:
 
 GOOD = from_fields(VECTORS["good_segments"][2]["fields"])
 SRC = GOOD.sources[0]
-MANY = tuple(b"r%02d" % i for i in range(65))
 
 
 @pytest.mark.parametrize(
@@ -203,10 +194,6 @@ MANY = tuple(b"r%02d" % i for i in range(65))
     [
         ({"sources": GOOD.sources[::-1]}, "sources are not sorted"),
         ({"sources": (SRC, SRC)}, "sources hold a duplicate"),
-        ({"sources": (dataclasses.replace(SRC, wrapped_keys=()), GOOD.sources[1])}, "1 to 64 wrapped-key"),
-        ({"sources": (dataclasses.replace(SRC, wrapped_keys=MANY), GOOD.sources[1])}, "1 to 64 wrapped-key"),
-        ({"sources": (dataclasses.replace(SRC, wrapped_keys=(b"",)), GOOD.sources[1])}, "record of 0 bytes"),
-        ({"sources": (dataclasses.replace(SRC, wrapped_keys=(b"b", b"a")), GOOD.sources[1])}, "not sorted"),
         ({"sources": (dataclasses.replace(SRC, backup_id=bytes(15)), GOOD.sources[1])}, "16-byte backup id"),
         ({"sources": (dataclasses.replace(SRC, data_key_commitment=b"c"), GOOD.sources[1])}, "commitment"),
         ({"packs": GOOD.packs[::-1]}, "packs are not sorted"),
@@ -240,20 +227,43 @@ def test_source_used_by_no_pack_is_refused() -> None:
         ci.encode_segment(seg)
 
 
-def test_segment_size_limit() -> None:
-    # sources of 64 records of 8 KiB reach 2^24 bytes with few entries: 31 fit, 32 do not
-    records = tuple(bytes([j]) + bytes(8191) for j in range(64))
-    sources = tuple(Source(i.to_bytes(16, "big"), bytes(32), records) for i in range(32))
-    packs = tuple((i.to_bytes(32, "big"), i) for i in range(32))
-    entries = tuple(ci.Entry(i.to_bytes(32, "big"), i, 1) for i in range(32))
-    fits = ci.Segment(sources[:31], packs[:31], entries[:31])
+def test_segment_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real limit: a 2^24 + 1 byte input is refused before anything is parsed.
+    empty = ci.encode_segment(ci.Segment((), (), ()))
+    with pytest.raises(FormatError, match="exceeds the limit"):
+        ci.decode_segment(empty + bytes(MAX_PLAINTEXT - len(empty) + 1))
+    # The boundary, exactly, under a small limit (a 2^24-byte segment takes 400k entries to build):
+    # one source, one pack, E entries are 16 + 48 + 34 + 40 E bytes.
+    limit = 16 + 48 + 34 + 40 * 3
+    monkeypatch.setattr(ci, "MAX_PLAINTEXT", limit)
+    source = (Source(bytes(16), bytes(32)),)
+    packs = ((bytes(32), 0),)
+    entries = tuple(ci.Entry(i.to_bytes(32, "big"), 0, 1) for i in range(4))
+    fits = ci.Segment(source, packs, entries[:3])
     data = ci.encode_segment(fits)
-    assert len(data) <= MAX_PLAINTEXT
+    assert len(data) == limit
     assert ci.decode_segment(data) == fits
     with pytest.raises(ValueError, match="exceeds the limit"):
-        ci.encode_segment(ci.Segment(sources, packs, entries))
+        ci.encode_segment(ci.Segment(source, packs, entries))
     with pytest.raises(FormatError, match="exceeds the limit"):
-        ci.decode_segment(data + bytes(MAX_PLAINTEXT - len(data) + 1))
+        ci.decode_segment(data + bytes(1))
+
+
+def test_source_encoding_is_the_backup_roots() -> None:
+    """docs/spec/chunk-index.md: a segment's source is the same 48 bytes as a backup root's."""
+    seg = ci.Segment(sources=(SRC,), packs=((GOOD.packs[0][0], 0),), entries=(GOOD.entries[0],))
+    seg = dataclasses.replace(seg, entries=(dataclasses.replace(GOOD.entries[0], pack=0),))
+    root = backup_root.BackupRoot(
+        sources=(SRC,),
+        packs=(backup_root.PackRef(bytes(32), 0, backup_root.PackKind.TREE),),
+        nodes=(backup_root.NodeRef(bytes(32), 0, b"a"),),
+    )
+    assert (
+        ci.encode_segment(seg)[8:56]
+        == backup_root.encode(root)[8:56]
+        == SRC.backup_id + SRC.data_key_commitment
+    )
+    assert ci.source_size(SRC) == backup_root.SOURCE_SIZE == 48
 
 
 @pytest.mark.parametrize(

@@ -25,13 +25,17 @@ manifest_ids = st.builds(
 @st.composite
 def requests(draw: st.DrawFn) -> DeleteRequest:
     objects = draw(st.sets(st.binary(min_size=32, max_size=32), max_size=8))
-    manifests = draw(st.sets(manifest_ids, max_size=5, min_size=0 if objects else 1))
+    manifests = draw(st.sets(manifest_ids, max_size=5))
+    envelopes = draw(
+        st.sets(st.binary(min_size=16, max_size=16), max_size=5, min_size=0 if objects or manifests else 1)
+    )
     return DeleteRequest(
         account_id=draw(st.binary(min_size=16, max_size=16)),
         nonce=draw(st.binary(min_size=16, max_size=16)),
         issued_at=draw(st.integers(min_value=0, max_value=2**64 - 1)),
         objects=tuple(sorted(objects)),
         manifests=tuple(sorted(manifests)),
+        envelopes=tuple(sorted(envelopes)),
     )
 
 
@@ -60,6 +64,7 @@ def test_golden_good_vectors(vector: dict[str, Any]) -> None:
     assert req.issued_at == vector["issued_at"]
     assert [o.hex() for o in req.objects] == vector["objects"]
     assert [{"host": m.host, "backup_id": m.backup_id.hex()} for m in req.manifests] == vector["manifests"]
+    assert [e.hex() for e in req.envelopes] == vector["envelopes"]
     assert delete_request.encode(req).hex() == vector["hex"]
 
 
@@ -93,8 +98,28 @@ def _req(**kw: Any) -> DeleteRequest:
         ({"manifests": (ManifestId("b", bytes(16)), ManifestId("a", bytes(16)))}, "sorted"),
         ({"nonce": bytes(15)}, "16 bytes"),
         ({"issued_at": -1}, "u64"),
+        ({"envelopes": (b"\x02" * 16, b"\x01" * 16)}, "sorted"),
+        ({"envelopes": (b"\x01" * 16, b"\x01" * 16)}, "sorted"),
+        ({"envelopes": (b"\x01" * 15,)}, "16 bytes"),
+        ({"objects": (), "envelopes": tuple(i.to_bytes(16, "big") for i in range(100_001))}, "at most"),
     ],
 )
 def test_encode_refuses_invalid_requests(fields: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         delete_request.encode(_req(**fields))
+
+
+def test_envelopes_follow_the_manifests_and_count_toward_the_limit() -> None:
+    req = _req(objects=(), envelopes=(b"\x01" * 16, b"\x02" * 16))
+    data = delete_request.encode(req)
+    assert data[46:50] == bytes(4)  # no objects
+    assert data[50:54] == bytes(4)  # no manifests
+    assert data[54:58] == (2).to_bytes(4, "big")
+    assert data[58:] == b"\x01" * 16 + b"\x02" * 16
+    assert delete_request.decode(data) == req
+    # 99 999 objects plus 2 envelopes: past MAX_ITEMS although each list alone is within it.
+    objects = tuple(i.to_bytes(32, "big") for i in range(delete_request.MAX_ITEMS - 1))
+    crowded = delete_request.encode(_req(objects=objects)).removesuffix(bytes(4))
+    body = crowded + (2).to_bytes(4, "big") + b"\x01" * 16 + b"\x02" * 16
+    with pytest.raises(FormatError, match="exceed the limit"):
+        delete_request.decode(body)

@@ -27,6 +27,10 @@ def test_valid_bodies_decode_and_reencode(vec: dict[str, Any]) -> None:
     assert kr.encode(body) == raw
     revoked = {e.key_id.hex(): e.revoked_at for e in body.entries if e.revoked_at is not None}
     assert revoked == vec.get("revoked", {})
+    heads = {e.key_id.hex(): e.trusted_head.hex() for e in body.entries if e.trusted_head != kr.NO_HEAD}
+    assert heads == vec.get("trusted_heads", {})
+    pgp = {e.key_id.hex(): e.public_bytes.hex() for e in body.entries if e.kind is kr.KeyKind.OPENPGP}
+    assert pgp == vec.get("openpgp", {})
 
 
 def test_layout_offsets() -> None:
@@ -37,11 +41,23 @@ def test_layout_offsets() -> None:
     assert int.from_bytes(BODY1[30:38], "big") == body.created
     assert int.from_bytes(BODY1[38:40], "big") == len(body.entries) == 3
     assert BODY1[40] == Role.ROOT
-    assert BODY1[41:73] == body.entries[0].key_id
+    assert BODY1[41] == kr.KeyKind.RSA
+    assert BODY1[42:74] == body.entries[0].key_id
+    # each entry ends with its 32-byte last trusted manifest: zeros in version 1
+    assert BODY1[-32:] == kr.NO_HEAD
 
 
-def _entry_bytes(role: int, key_id: bytes, status: int = 0, revoked: int = 0, der: bytes = b"k") -> bytes:
-    return Writer().u8(role).raw(key_id).utf8_16("x").bytes16(der).u8(status).u64(revoked).getvalue()
+def _entry_bytes(
+    role: int,
+    key_id: bytes,
+    status: int = 0,
+    revoked: int = 0,
+    der: bytes = b"k",
+    kind: int = 1,
+    head: bytes = kr.NO_HEAD,
+) -> bytes:
+    w = Writer().u8(role).u8(kind).raw(key_id).utf8_16("x").bytes16(der).u8(status).u64(revoked)
+    return w.raw(head).getvalue()
 
 
 def _body(*entries: bytes, version: int = 1, count: int | None = None) -> bytes:
@@ -87,6 +103,20 @@ ROOT = _entry_bytes(1, bytes([1]) * 32)
         pytest.param(_body(ROOT)[:-1], id="truncated"),
         pytest.param(b"OBKX" + _body(ROOT)[4:], id="wrong magic"),
         pytest.param(_body(ROOT)[:4] + b"\0\2" + _body(ROOT)[6:], id="version 2 format"),
+        pytest.param(_body(ROOT, _entry_bytes(2, bytes(32), kind=0)), id="kind 0"),
+        pytest.param(_body(ROOT, _entry_bytes(2, bytes(32), kind=3)), id="kind 3"),
+        pytest.param(_body(ROOT, _entry_bytes(4, bytes(32), kind=2)), id="OpenPGP host key"),
+        pytest.param(_body(ROOT, _entry_bytes(5, bytes(32), kind=2)), id="OpenPGP deletion key"),
+        pytest.param(_body(_entry_bytes(1, bytes(32), kind=2)), id="OpenPGP root key"),
+        pytest.param(_body(ROOT, _entry_bytes(2, bytes(32), der=bytes(2049))), id="RSA key of 2049 bytes"),
+        pytest.param(
+            _body(ROOT, _entry_bytes(2, bytes(32), der=bytes(8193), kind=2)), id="OpenPGP key of 8193 bytes"
+        ),
+        pytest.param(_body(ROOT, _entry_bytes(4, bytes(32), head=b"\1" * 32)), id="head on an active host"),
+        pytest.param(
+            _body(ROOT, _entry_bytes(2, bytes(32), 1, 5, head=b"\1" * 32)), id="head on a revoked data key"
+        ),
+        pytest.param(_body(_entry_bytes(1, bytes(32), head=b"\1" * 32)), id="head on the root"),
     ],
 )
 def test_malformed_bodies_are_format_errors(raw: bytes) -> None:
@@ -101,6 +131,15 @@ def test_a_minimal_body_decodes() -> None:
     assert body.entries == (kr.Entry(Role.ROOT, bytes([1]) * 32, "x", b"k", None),)
 
 
+def test_openpgp_and_trusted_head_entries_decode() -> None:
+    pgp = _entry_bytes(2, bytes([2]) * 32, der=bytes(8192), kind=2)
+    host = _entry_bytes(4, bytes([3]) * 32, 1, 5, head=b"\7" * 32)
+    body = kr.decode(_body(ROOT, pgp, host))
+    assert body.entries[1] == kr.Entry(Role.DATA, bytes([2]) * 32, "x", bytes(8192), None, kr.KeyKind.OPENPGP)
+    assert body.entries[2].trusted_head == b"\7" * 32
+    assert body.entries[2].revoked_at == 5
+
+
 @st.composite
 def bodies(draw: st.DrawFn) -> kr.KeyringBody:
     ids = draw(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=8, unique=True))
@@ -113,7 +152,11 @@ def bodies(draw: st.DrawFn) -> kr.KeyringBody:
         if role is Role.ROOT and revoked is None:
             revoked = 1
         der = draw(st.binary(min_size=1, max_size=50))
-        entries.append(kr.Entry(role, key_id, draw(st.text(max_size=20)), der, revoked))
+        kind = draw(st.sampled_from(list(kr.KeyKind))) if role in kr.OPENPGP_ROLES else kr.KeyKind.RSA
+        head = kr.NO_HEAD
+        if role is Role.HOST and revoked is not None:
+            head = draw(st.binary(min_size=32, max_size=32))
+        entries.append(kr.Entry(role, key_id, draw(st.text(max_size=20)), der, revoked, kind, head))
     return kr.KeyringBody(
         account_id=draw(st.binary(min_size=16, max_size=16)),
         version=draw(st.integers(1, 2**64 - 1)),
@@ -147,3 +190,13 @@ def test_encode_refuses_bodies_that_break_the_rules() -> None:
         kr.encode(kr.KeyringBody(bytes(16), 1, 0, (host,)))
     with pytest.raises(ValueError, match="public keys only"):
         kr.encode(kr.KeyringBody(bytes(16), 1, 0, (root, kr.Entry(Role.DEDUP, bytes([2]) * 32, "d", b"k"))))
+    pgp_host = kr.Entry(Role.HOST, bytes([1]) * 32, "h", b"k", None, kr.KeyKind.OPENPGP)
+    with pytest.raises(ValueError, match="data and browse only"):
+        kr.encode(kr.KeyringBody(bytes(16), 1, 0, (root, pgp_host)))
+    headed = kr.Entry(Role.HOST, bytes([1]) * 32, "h", b"k", None, kr.KeyKind.RSA, b"\1" * 32)
+    with pytest.raises(ValueError, match="only a revoked host key"):
+        kr.encode(kr.KeyringBody(bytes(16), 1, 0, (root, headed)))
+    with pytest.raises(ValueError, match="out of range"):
+        kr.encode(
+            kr.KeyringBody(bytes(16), 1, 0, (root, kr.Entry(Role.DATA, bytes([1]) * 32, "d", bytes(2049))))
+        )

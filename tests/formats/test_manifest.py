@@ -18,6 +18,7 @@ from tests.conftest import load_vectors
 VECTORS: Any = load_vectors("manifest")
 
 H32 = st.binary(min_size=32, max_size=32)
+ID16 = st.binary(min_size=16, max_size=16)
 U64 = st.integers(min_value=0, max_value=2**64 - 1)
 HOST = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,62}", fullmatch=True)
 TAG = st.from_regex(r"[A-Za-z0-9._:=@+-]{1,64}", fullmatch=True)
@@ -30,8 +31,9 @@ def manifests(draw: st.DrawFn) -> Manifest:
     objects = tuple(
         sorted((StoredObject(n, draw(st.integers(1, 2**64 - 1))) for n in names), key=lambda o: o.name)
     )
+    backup_id = draw(ID16)
     return Manifest(
-        backup_id=draw(st.binary(min_size=16, max_size=16)),
+        backup_id=backup_id,
         account_id=draw(st.binary(min_size=16, max_size=16)),
         host_key_id=draw(H32),
         time=draw(U64),
@@ -43,9 +45,7 @@ def manifests(draw: st.DrawFn) -> Manifest:
         tree_root_pack=tree_root_pack,
         chunk_index=chunk_index,
         host_name=draw(HOST),
-        wrapped_keys=tuple(
-            sorted(draw(st.lists(st.binary(min_size=1, max_size=80), min_size=1, max_size=6, unique=True)))
-        ),
+        sources=tuple(sorted(draw(st.lists(ID16.filter(lambda b: b != backup_id), max_size=6, unique=True)))),
         objects=objects,
         statistics=Statistics(draw(U64), draw(U64), draw(U64)),
         tags=tuple(sorted(draw(st.lists(TAG, max_size=manifest.MAX_TAGS, unique=True)))),
@@ -66,7 +66,7 @@ def from_fields(f: dict[str, Any]) -> Manifest:
         tree_root_pack=bytes.fromhex(f["tree_root_pack"]),
         chunk_index=bytes.fromhex(f["chunk_index"]),
         host_name=f["host_name"],
-        wrapped_keys=tuple(bytes.fromhex(k) for k in f["wrapped_keys"]),
+        sources=tuple(bytes.fromhex(s) for s in f["sources"]),
         objects=tuple(StoredObject(bytes.fromhex(n), s) for n, s in f["objects"]),
         statistics=Statistics(**f["statistics"]),
         tags=tuple(f["tags"]),
@@ -95,9 +95,15 @@ def test_fixed_offsets_and_root_hash_as_specified(m: Manifest) -> None:
     assert data[304 : 304 + int.from_bytes(data[302:304], "big")] == m.host_name.encode()
     # the object list is the last 4 + 40 n bytes before the root hash
     n = len(m.objects)
-    object_list = data[-32 - 4 - 40 * n : -32]
+    list_at = len(data) - 32 - 4 - 40 * n
+    object_list = data[list_at:-32]
     assert int.from_bytes(object_list[:4], "big") == n
     assert data[-32:] == hashlib.sha256(object_list).digest() == m.root_hash
+    # the sources are the u16 count and 16 S bytes right before the object list
+    s = len(m.sources)
+    sources_at = list_at - 16 * s
+    assert int.from_bytes(data[sources_at - 2 : sources_at], "big") == s
+    assert [data[sources_at + 16 * i : sources_at + 16 * (i + 1)] for i in range(s)] == list(m.sources)
 
 
 @settings(max_examples=30)
@@ -149,6 +155,59 @@ def test_golden_bad_vectors(vector: dict[str, str]) -> None:
 
 GOOD = from_fields(VECTORS["good"][1]["fields"])
 
+#: The source-list vectors and the rule each one breaks (docs/spec/manifest.md, decoding step 5).
+SOURCE_VECTORS = {
+    "sources not sorted": "sources are not sorted",
+    "duplicate source": "sources hold a duplicate entry",
+    "source names the backup itself": "the backup names itself as a source",
+    "source count larger than the bytes that remain": "count 65535 does not fit",
+}
+
+
+@pytest.mark.parametrize(("name", "problem"), SOURCE_VECTORS.items())
+def test_golden_source_vectors_name_the_rule(name: str, problem: str) -> None:
+    (vector,) = [v for v in VECTORS["bad_bodies"] if v["name"] == name]
+    with pytest.raises(FormatError, match=problem):
+        manifest.decode(bytes.fromhex(vector["body"]))
+
+
+def test_golden_vectors_hold_no_wrapped_keys_only_sources() -> None:
+    first, later = (from_fields(v["fields"]) for v in VECTORS["good"])
+    assert first.sources == ()
+    assert len(later.sources) == 3
+    assert all("wrapped_keys" not in v["fields"] for v in VECTORS["good"])
+
+
+def test_smallest_manifest_is_424_bytes() -> None:
+    """docs/spec/manifest.md: one-byte host name, no tags, no sources, two objects."""
+    smallest = dataclasses.replace(GOOD, host_name="a", tags=(), sources=(), objects=GOOD.objects[:2])
+    smallest = dataclasses.replace(
+        smallest, tree_root_pack=smallest.objects[0].name, chunk_index=smallest.objects[1].name
+    )
+    data = manifest.encode(smallest)
+    assert len(data) == 302 + 3 + 1 + 2 + 4 + 80 + 32 == 424
+    assert manifest.decode(data) == smallest
+
+
+def test_each_source_is_sixteen_bytes() -> None:
+    base = dataclasses.replace(GOOD, sources=())
+    assert len(manifest.encode(GOOD)) == len(manifest.encode(base)) + 16 * len(GOOD.sources)
+
+
+def test_source_limit_is_the_u16_count() -> None:
+    ids = tuple(i.to_bytes(16, "big") for i in range(1, manifest.MAX_SOURCES + 1))
+    m = dataclasses.replace(GOOD, backup_id=bytes(16), sources=ids)
+    assert manifest.decode(manifest.encode(m)).sources == ids
+
+
+def test_sources_may_sort_on_either_side_of_the_backup_id() -> None:
+    """Only the backup's own id is excluded; where it would sort among the sources is irrelevant."""
+    middle = (GOOD.sources[0], GOOD.sources[-1])
+    between = (int.from_bytes(middle[0], "big") + 1).to_bytes(16, "big")
+    assert middle[0] < between < middle[1]
+    m = dataclasses.replace(GOOD, backup_id=between)
+    assert manifest.decode(manifest.encode(m)) == m
+
 
 @pytest.mark.parametrize(
     ("change", "problem"),
@@ -163,10 +222,12 @@ GOOD = from_fields(VECTORS["good"][1]["fields"])
         ({"tags": ("a", "a")}, "duplicate"),
         ({"tags": ("has space",)}, "tag"),
         ({"tags": tuple(f"t{i:02}" for i in range(17))}, "tags"),
-        ({"wrapped_keys": ()}, "wrapped keys"),
-        ({"wrapped_keys": (b"b", b"a")}, "not sorted"),
-        ({"wrapped_keys": (b"a", b"a")}, "duplicate"),
-        ({"wrapped_keys": (b"",)}, "record of 0 bytes"),
+        ({"sources": GOOD.sources[::-1]}, "sources are not sorted"),
+        ({"sources": (GOOD.sources[0], *GOOD.sources)}, "sources hold a duplicate"),
+        ({"sources": tuple(sorted((*GOOD.sources, GOOD.backup_id)))}, "names itself as a source"),
+        ({"sources": (bytes(15),)}, "16-byte backup id"),
+        ({"sources": (bytes(17),)}, "16-byte backup id"),
+        ({"sources": tuple(i.to_bytes(16, "big") for i in range(manifest.MAX_SOURCES + 1))}, "at most 65535"),
         ({"objects": ()}, "objects"),
         ({"objects": GOOD.objects[::-1]}, "not sorted"),
         ({"objects": (GOOD.objects[0], *GOOD.objects)}, "duplicate"),

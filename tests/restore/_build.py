@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from crypto.aead import SealingKey
 from crypto.chunk_index import seal_chunk_index, split_segments
 from crypto.dedup import ChunkIdKey
+from crypto.envelope import envelope_body
 from crypto.packs import finish_pack
 from crypto.primitives import public_key_id, random_bytes
 from crypto.private import sign_object
@@ -54,6 +55,7 @@ __all__ = [
     "fifo",
     "file",
     "hardlink",
+    "envelope_key",
     "manifest_key",
     "object_key",
     "raw_node",
@@ -168,9 +170,7 @@ def raw_node(records: Sequence[Record]) -> bytes:
 
 def raw_root(root: BackupRoot) -> bytes:
     out = [b"OBRT", struct.pack(">HH", 1, len(root.sources))]
-    for s in root.sources:
-        out.append(s.backup_id + s.data_key_commitment + struct.pack(">H", len(s.wrapped_keys)))
-        out.extend(_b16(rec) for rec in s.wrapped_keys)
+    out.extend(s.backup_id + s.data_key_commitment for s in root.sources)
     out.append(struct.pack(">I", len(root.packs)))
     out.extend(p.name + struct.pack(">HB", p.source, p.kind) for p in root.packs)
     out.append(struct.pack(">I", len(root.nodes)))
@@ -191,7 +191,7 @@ class Built:
     root: BackupRoot
     records: list[Record]
     data_key: SealingKey
-    data_records: tuple[bytes, ...]  # its role-data wrapped-key records
+    envelope_records: tuple[bytes, ...]  # its key envelope's wrapped-key records
     chunks: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)  # chunk id -> (pack, length)
 
     @property
@@ -246,7 +246,7 @@ class Builder:
         # Sources: this backup, then every reused one (sorted by backup id).
         reused = sorted(opt.reuse, key=lambda b: b.backup_id)
         sources = [Source(backup_id, data_key.commitment)] + [
-            Source(b.backup_id, b.data_key.commitment, b.data_records) for b in reused
+            Source(b.backup_id, b.data_key.commitment) for b in reused
         ]
         source_of = {b.backup_id: i + 1 for i, b in enumerate(reused)}
         known: dict[bytes, tuple[bytes, int, int]] = {}  # chunk id -> (pack name, length, source)
@@ -363,7 +363,7 @@ class Builder:
         data_records = self._wrap(data_raw, Role.DATA, backup_id, self._recipients(Role.DATA))
         pack_at = {name: i for i, name in enumerate(own_packs)}
         segments = split_segments(
-            [Source(backup_id, data_key.commitment, data_records)] if own_packs else [],
+            [Source(backup_id, data_key.commitment)] if own_packs else [],
             [(name, 0) for name in own_packs],
             [IndexEntry(cid, pack_at[pack], length) for cid, (pack, length) in own_chunks.items()],
         )
@@ -388,7 +388,7 @@ class Builder:
             tree_root_pack=root_pack_name,
             chunk_index=ci_name,
             host_name=self.host,
-            wrapped_keys=wrapped,
+            sources=tuple(b.backup_id for b in reused),
             objects=tuple(StoredObject(name, sizes[name]) for name in sorted(set(listed))),
         )
         if opt.manifest is not None:
@@ -404,9 +404,24 @@ class Builder:
             root=root,
             records=records,
             data_key=data_key,
-            data_records=data_records,
+            envelope_records=wrapped,
             chunks={**{c: (p, n) for c, (p, n, _) in known.items()}, **own_chunks},
         )
+
+    def envelope(self, env: ClientEnv, built: Built, records: Sequence[bytes] | None = None) -> bytes:
+        """The backup's generation-0 key envelope for the server's current keyring, host-signed.
+
+        ``records`` replaces the honest wrapped keys (a hostile envelope, to be stored with
+        :func:`tamper` at :func:`envelope_key`, since the server refuses wrong recipients).
+        """
+        body = envelope_body(
+            account_id=self.account_id,
+            backup_id=built.backup_id,
+            generation=0,
+            keyring_version=env.account().keyring.version,
+            records=built.envelope_records if records is None else records,
+        )
+        return sign_object(self.keys.hosts[self.host], body)
 
     def _recipients(self, role: Role) -> dict[bytes, rsa.RSAPublicKey]:
         key = self.keys.data if role is Role.DATA else self.keys.browse
@@ -467,11 +482,12 @@ class Builder:
         return out
 
     def upload(self, env: ClientEnv, built: Built, *, manifest: bool = True) -> None:
-        """Put the backup's objects (and its manifest) on the server through the HOST credential."""
+        """Put the backup's objects, key envelope (and manifest) on the server, HOST credential."""
         repo = Repository(env.transport())
         try:
             for name, data in built.objects.items():
                 repo.put_object(data, name)
+            repo.put_envelope(built.backup_id, self.envelope(env, built))
             if manifest:
                 repo.put_manifest(built.host, built.id, built.signed)
         finally:
@@ -489,6 +505,11 @@ def object_key(env: ClientEnv, name: bytes) -> str:
 
 def manifest_key(env: ClientEnv, host: str, backup_id: str) -> str:
     return f"accounts/{env.account_id.hex()}/manifests/{host}/{backup_id}"
+
+
+def envelope_key(env: ClientEnv, backup_id: bytes, generation: int = 0) -> str:
+    """The server store key of one generation of a backup's key envelope (routes_envelopes)."""
+    return f"accounts/{env.account_id.hex()}/envelopes/{backup_id.hex()}/{generation:020d}"
 
 
 def tamper(env: ClientEnv, key: str, data: bytes) -> None:

@@ -25,7 +25,7 @@ from formats.tree import ChunkRef, Kind, Record
 from opsbackup.errors import FormatError, IntegrityError, NotFoundError, OpsbackupError
 from opsbackup.restore import list_snapshots, open_snapshot, restore
 from tests.client_support import ClientEnv
-from tests.restore._build import Builder, Entry, dir_, file, hardlink, symlink
+from tests.restore._build import Builder, Built, Entry, dir_, envelope_key, file, hardlink, symlink, tamper
 from tests.restore._support import reader, target_state, tree_state
 
 BIG = os.urandom(60_000)
@@ -49,12 +49,19 @@ def hostile(
     match: str,
     *,
     at_open: bool = False,
+    envelope: Callable[[Built], list[bytes]] | None = None,
     **options: object,
 ) -> None:
-    """Build and upload a hostile backup; opening or restoring it must fail, changing nothing."""
+    """Build and upload a hostile backup; opening or restoring it must fail, changing nothing.
+
+    ``envelope`` gives the records of a hostile key envelope, stored as the server's disk would
+    hold it (the API refuses wrong recipients).
+    """
     builder = Builder(env.keys, env.account_id)
     built = builder.build(entries, **options)
     builder.upload(env, built)
+    if envelope is not None:
+        tamper(env, envelope_key(env, built.backup_id), builder.envelope(env, built, envelope(built)))
     outer, target = outer_dir(tmp_path)
     before_outer, before_target = tree_state(outer), target_state(target)
     account = reader(env)
@@ -269,13 +276,12 @@ def test_wrong_metadata_commitment(env: ClientEnv, tmp_path: Path) -> None:
 
 
 def test_data_key_record_wrapping_another_key(env: ClientEnv, tmp_path: Path) -> None:
-    def swap(m: Manifest) -> Manifest:
-        records = [wrapped_key.decode(r) for r in m.wrapped_keys]
+    def swap(built: Built) -> list[bytes]:
+        records = [wrapped_key.decode(r) for r in built.envelope_records]
         forged = wrap_key(
-            random_bytes(32), role=Role.DATA, backup_id=m.backup_id, recipient=env.keys.data.public_key()
+            random_bytes(32), role=Role.DATA, backup_id=built.backup_id, recipient=env.keys.data.public_key()
         )
-        out = [wrapped_key.encode(forged) if r.role is Role.DATA else wrapped_key.encode(r) for r in records]
-        return dataclasses.replace(m, wrapped_keys=tuple(sorted(out)))
+        return [wrapped_key.encode(forged) if r.role is Role.DATA else wrapped_key.encode(r) for r in records]
 
     hostile(
         env,
@@ -283,7 +289,7 @@ def test_data_key_record_wrapping_another_key(env: ClientEnv, tmp_path: Path) ->
         [file(b"a", BIG)],
         IntegrityError,
         "does not match the commitment the backup names",
-        manifest=swap,
+        envelope=swap,
     )
 
 

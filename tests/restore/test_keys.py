@@ -18,7 +18,7 @@ from formats.tree import Kind
 from opsbackup.errors import IntegrityError, WrongKeyError
 from opsbackup.restore import dump, list_snapshots, open_snapshot, restore
 from tests.client_support import ClientEnv
-from tests.restore._build import Builder, Built, Entry, dir_, file, manifest_key
+from tests.restore._build import Builder, Built, Entry, dir_, envelope_key, file, manifest_key, tamper
 from tests.restore._support import reader, target_state
 
 SHARED = os.urandom(80_000)
@@ -97,21 +97,25 @@ def test_reused_source_with_a_wrong_commitment(env: ClientEnv, tmp_path: Path) -
 def test_reused_source_whose_records_name_another_backup(env: ClientEnv, tmp_path: Path) -> None:
     other = upload(env, [file(b"z", b"other")], time=1_699_999_999)
     first = upload(env, [file(b"a", SHARED)], time=1_700_000_000)
-    moved = dataclasses.replace(first, data_records=other.data_records)
-    upload(env, [file(b"a", SHARED)], time=1_700_000_100, reuse=[moved])
+    upload(env, [file(b"a", SHARED)], time=1_700_000_100, reuse=[first])
+    # The server serves the other backup's envelope as the reused one's.
+    tamper(env, envelope_key(env, first.backup_id), env.server.store.read(envelope_key(env, other.backup_id)))
     account = reader(env)
     snapshot = open_snapshot(account, list_snapshots(account)[-1], env.keys.data)
-    with pytest.raises(IntegrityError, match="names another backup"):
+    with pytest.raises(IntegrityError, match="served for another backup"):
         restore(account, snapshot, env.keys.data, tmp_path / "t")
 
 
 def test_reused_source_not_wrapped_to_this_data_key(env: ClientEnv, tmp_path: Path) -> None:
+    builder = Builder(env.keys, env.account_id)
     first = upload(env, [file(b"a", SHARED)], time=1_700_000_000)
     record = wrap_key(
         random_bytes(32), role=Role.DATA, backup_id=first.backup_id, recipient=env.keys.root.public_key()
     )
-    elsewhere = dataclasses.replace(first, data_records=(wrapped_key.encode(record),))
-    upload(env, [file(b"a", SHARED)], time=1_700_000_100, reuse=[elsewhere])
+    browse = [r for r in first.envelope_records if wrapped_key.decode(r).role is Role.BROWSE]
+    elsewhere = builder.envelope(env, first, [wrapped_key.encode(record), *browse])
+    tamper(env, envelope_key(env, first.backup_id), elsewhere)
+    upload(env, [file(b"a", SHARED)], time=1_700_000_100, reuse=[first])
     account = reader(env)
     snapshot = open_snapshot(account, list_snapshots(account)[-1], env.keys.data)
     with pytest.raises(WrongKeyError, match=f"not a data key of backup {first.id}, whose stored chunks"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 
@@ -45,7 +46,6 @@ def _manifest(
         keyring_version=1,
         tree_root_pack=pack,
         host_name=host,
-        wrapped_keys=(b"opaque wrapped key",),
         objects=sample_objects((pack, 100)),
     )
     return sign_object(key, manifest.encode(body))
@@ -92,6 +92,9 @@ def test_manifests_are_host_signed_and_create_only(
     host = env.tokens[Scope.HOST]
     acct = env.account.account_id
     path = "/v1/manifests/web1/" + "11" * 16
+    # This account has no data or browse key, so no real envelope can exist: store a stand-in
+    # (a named fake) where the server looks for the backup's envelope.
+    server.store.put(f"accounts/{acct.hex()}/envelopes/{'11' * 16}/{0:020d}", io.BytesIO(b"e"))
     m1 = _manifest(rsa3072_other, b"first", account_id=acct)
     assert server.call("PUT", path, host, data=m1).status_code == 201
     assert server.call("PUT", path, host, data=m1).status_code == 200

@@ -2,8 +2,9 @@
 """Make tests/vectors/backup_root.json: golden vectors of backup roots (docs/spec/backup-root.md).
 
 Run from the repository root: ``.venv/bin/python tests/vectors/make_backup_root_vectors.py``.
-Everything is fixed here (ids and names are SHA-256 of labels; wrapped-key records are opaque
-stand-ins). ``--check`` regenerates in memory and fails if the file would change.
+Everything is fixed here (ids, names and commitments are SHA-256 of labels; a source is a backup
+id and a data key commitment, no wrapped key: those are in key envelopes). ``--check`` regenerates
+in memory and fails if the file would change.
 
 * ``good``: roots with every field, decoded by ``formats.backup_root.decode``.
 * ``bad``: bytes ``decode`` refuses with a ``FormatError`` whose message contains ``match``, laid
@@ -28,11 +29,6 @@ OUT = HERE / "backup_root.json"
 
 def h(label: str, n: int = 32) -> bytes:
     return hashlib.sha256(label.encode()).digest()[:n]
-
-
-def wrapped(label: str, n: int = 40) -> bytes:
-    """An opaque stand-in for an OBWK record (the backup root does not parse them)."""
-    return b"OBWK" + (h(label) * 4)[:n]
 
 
 THIS = h("this backup", 16)
@@ -62,8 +58,8 @@ DATA_PACK = next(i for i, p in enumerate(FULL_PACKS) if p.kind is PackKind.DATA)
 FULL = BackupRoot(
     sources=(
         Source(THIS, h("data commitment 2")),
-        Source(EARLIER[0], h("commitment a"), tuple(sorted([wrapped("a data 1"), wrapped("a data 2", 60)]))),
-        Source(EARLIER[1], h("commitment b"), (wrapped("b data"),)),
+        Source(EARLIER[0], h("commitment a")),
+        Source(EARLIER[1], h("commitment b")),
     ),
     packs=FULL_PACKS,
     nodes=(
@@ -79,11 +75,7 @@ FULL = BackupRoot(
 def fields(root: BackupRoot) -> dict[str, Any]:
     return {
         "sources": [
-            {
-                "backup_id": s.backup_id.hex(),
-                "data_key_commitment": s.data_key_commitment.hex(),
-                "wrapped_keys": [k.hex() for k in s.wrapped_keys],
-            }
+            {"backup_id": s.backup_id.hex(), "data_key_commitment": s.data_key_commitment.hex()}
             for s in root.sources
         ],
         "packs": [[p.name.hex(), p.source, p.kind.name] for p in root.packs],
@@ -91,7 +83,7 @@ def fields(root: BackupRoot) -> dict[str, Any]:
     }
 
 
-Src = tuple[bytes, bytes, list[bytes]]
+Src = tuple[bytes, bytes]  # backup id, data key commitment
 
 
 def raw_root(
@@ -107,18 +99,12 @@ def raw_root(
     node_count: int | None = None,
 ) -> bytes:
     """Lay out a backup root like encode, without its checks; keywords replace raw fields."""
-    srcs = (
-        sources
-        if sources is not None
-        else [(s.backup_id, s.data_key_commitment, list(s.wrapped_keys)) for s in root.sources]
-    )
+    srcs = sources if sources is not None else [(s.backup_id, s.data_key_commitment) for s in root.sources]
     pks = packs if packs is not None else [(p.name, p.source, int(p.kind)) for p in root.packs]
     nds = nodes if nodes is not None else [(n.object_id, n.pack, n.first_path) for n in root.nodes]
     w = Writer().raw(magic).u16(version).u16(len(srcs) if source_count is None else source_count)
-    for backup_id, commitment, records in srcs:
-        w.raw(backup_id).raw(commitment).u16(len(records))
-        for r in records:
-            w.bytes16(r)
+    for backup_id, commitment in srcs:
+        w.raw(backup_id).raw(commitment)
     w.u32(len(pks) if pack_count is None else pack_count)
     for name, source, kind in pks:
         w.raw(name).u16(source).u8(kind)
@@ -131,60 +117,35 @@ def raw_root(
 def bad() -> list[tuple[str, bytes, str]]:
     r = FULL
     good = backup_root.encode(r)
-    s = [(x.backup_id, x.data_key_commitment, list(x.wrapped_keys)) for x in r.sources]
+    s = [(x.backup_id, x.data_key_commitment) for x in r.sources]
     p = [(x.name, x.source, int(x.kind)) for x in r.packs]
     n = [(x.object_id, x.pack, x.first_path) for x in r.nodes]
     t = TREE_PACKS[0]
-    recs = s[1][2]
     return [
         ("empty input", b"", "wrong magic"),
         ("wrong magic", raw_root(r, magic=b"OBTR"), "wrong magic"),
         ("unsupported version 2", raw_root(r, version=2), "unsupported format version 2"),
-        ("truncated inside the records of source 1", good[:170], "truncated"),
+        ("truncated inside source 2", good[:130], "does not fit"),
+        ("truncated inside the pack count", good[: 8 + 3 * 48 + 2], "truncated"),
         ("truncated: last byte missing", good[:-1], "truncated"),
         ("trailing byte", good + b"\x00", "trailing"),
         ("no sources", raw_root(r, sources=[]), "source count 0"),
         ("source count beyond the bytes left", raw_root(r, source_count=5000), "does not fit"),
         (
-            "source 0 with a wrapped-key record",
-            raw_root(r, sources=[(s[0][0], s[0][1], [b"x"]), *s[1:]]),
-            "source 0 has wrapped-key record count 1",
-        ),
-        (
-            "earlier source without records",
-            raw_root(r, sources=[s[0], (s[1][0], s[1][1], []), s[2]]),
-            "source 1 has wrapped-key record count 0",
-        ),
-        (
-            "earlier source with 65 records",
-            raw_root(r, sources=[s[0], (s[1][0], s[1][1], [b"%03d" % i for i in range(65)]), s[2]]),
-            "source 1 has wrapped-key record count 65",
-        ),
-        (
-            "wrapped-key records not sorted",
-            raw_root(r, sources=[s[0], (s[1][0], s[1][1], recs[::-1]), s[2]]),
-            "not sorted",
-        ),
-        (
-            "duplicate wrapped-key record",
-            raw_root(r, sources=[s[0], (s[1][0], s[1][1], [recs[0], recs[0]]), s[2]]),
-            "duplicate",
-        ),
-        (
-            "empty wrapped-key record",
-            raw_root(r, sources=[s[0], (s[1][0], s[1][1], [b""]), s[2]]),
-            "record of 0 bytes",
-        ),
-        (
-            "wrapped-key record above 8192 bytes",
-            raw_root(r, sources=[s[0], (s[1][0], s[1][1], [b"\x01" * 8193]), s[2]]),
-            "exceeds the limit of 8192",
+            "source 0 followed by a record count (the withdrawn layout)",
+            raw_root(MINIMAL)[:56] + b"\x00\x00" + raw_root(MINIMAL)[56:],
+            "pack count 0",
         ),
         ("sources not sorted by backup id", raw_root(r, sources=[s[0], s[2], s[1]]), "not sorted"),
         ("duplicate source", raw_root(r, sources=[s[0], s[1], s[1]]), "duplicate"),
         (
             "source repeating this backup's id",
-            raw_root(r, sources=[s[0], (s[0][0], s[1][1], recs)]),
+            raw_root(r, sources=[s[0], (s[0][0], s[1][1])]),
+            "repeats the backup id of source 0",
+        ),
+        (
+            "source repeating this backup's id in sorted position among the others",
+            raw_root(r, sources=[s[0], s[1], (s[0][0], h("commitment x")), s[2]]),
             "repeats the backup id of source 0",
         ),
         ("no packs", raw_root(r, packs=[]), "pack count 0"),
@@ -233,7 +194,7 @@ def build() -> dict[str, Any]:
     return {
         "description": "Backup roots (docs/spec/backup-root.md). 'bad' fail formats.backup_root.decode "
         "with a FormatError containing 'match'. Ids, names and commitments are SHA-256 of labels; "
-        "wrapped-key records are opaque stand-ins.",
+        "a source is a backup id and a data key commitment (wrapped keys are in key envelopes).",
         "generator": "tests/vectors/make_backup_root_vectors.py",
         "good": [
             {"name": name, "hex": backup_root.encode(root).hex(), "fields": fields(root)}

@@ -30,7 +30,7 @@ from formats._wire import Writer  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "chunk_index.json"
 
-Src = tuple[bytes, bytes, list[bytes]]  # backup id, commitment, records
+Src = tuple[bytes, bytes]  # backup id, data key commitment
 Row = tuple[bytes, int]  # pack name, source index
 Ent = tuple[bytes, int, int]  # chunk id, pack index, length
 
@@ -58,11 +58,9 @@ def seal(secret: bytes, plaintext: bytes, backup_id: bytes, number: int, nonce: 
     return nonce + commitment + body
 
 
-def source(backup_id: bytes, commitment: bytes, records: list[bytes], count: int | None = None) -> bytes:
-    w = Writer().raw(backup_id).raw(commitment).u16(len(records) if count is None else count)
-    for rec in records:
-        w.bytes16(rec)
-    return w.getvalue()
+def source(backup_id: bytes, commitment: bytes) -> bytes:
+    """A source as docs/spec/chunk-index.md lays it out: backup id (16), commitment (32)."""
+    return Writer().raw(backup_id).raw(commitment).getvalue()
 
 
 def segment(
@@ -101,8 +99,8 @@ def obj(sealed: list[bytes], *, backup_id: bytes = BACKUP_ID, magic: bytes = b"O
 # A segment with two sources, three packs and five entries (all sorted as the spec says).
 SOURCES: list[Src] = sorted(
     [
-        (h("source a", 16), h("commitment a"), sorted([b"OBWK record a1" * 3, b"OBWK record a2" * 3])),
-        (h("source b", 16), h("commitment b"), [b"OBWK record b1" * 4]),
+        (h("source a", 16), h("commitment a")),
+        (h("source b", 16), h("commitment b")),
     ]
 )
 PACK_NAMES = sorted(h(f"pack {i}") for i in range(3))
@@ -114,10 +112,7 @@ ENTRIES: list[Ent] = [(IDS[0], 0, 4096), (IDS[1], 1, 1), (IDS[2], 2, 8 * 1024 * 
 
 def fields(sources: list[Src], packs: list[Row], entries: list[Ent]) -> dict[str, Any]:
     return {
-        "sources": [
-            {"backup_id": b.hex(), "data_key_commitment": c.hex(), "wrapped_keys": [r.hex() for r in recs]}
-            for b, c, recs in sources
-        ],
+        "sources": [{"backup_id": b.hex(), "data_key_commitment": c.hex()} for b, c in sources],
         "packs": [[n.hex(), s] for n, s in packs],
         "entries": [[c.hex(), p, n] for c, p, n in entries],
     }
@@ -139,26 +134,16 @@ def good_segments() -> list[dict[str, Any]]:
 def bad_segments() -> list[tuple[str, bytes, str]]:
     s, p, e = SOURCES, PACKS, ENTRIES
     good = segment(s, p, e)
-    src0 = s[0]
     return [
         ("empty input", b"", "wrong magic"),
         ("wrong magic", segment(s, p, e, magic=b"OBCI"), "wrong magic"),
         ("version 2", segment(s, p, e, version=2), "unsupported format version 2"),
         ("truncated: last byte missing", good[:-1], "does not fit"),
-        ("truncated inside a source", good[:128], "truncated"),
+        ("truncated inside the second source", good[:80], "does not fit"),
+        ("truncated inside the pack count", good[:8 + 2 * 48 + 2], "truncated"),
         ("trailing byte", good + b"\x00", "trailing byte"),
         ("source count larger than the bytes that remain", good[:6] + b"\xff\xff" + good[8:], "does not fit"),
-        ("source with no records", segment(s, p, e, raw_sources=[source(src0[0], src0[1], []),
-                                                                 source(*s[1])]), "record count 0"),
-        ("source with 65 records", segment(s, p, e, raw_sources=[
-            source(src0[0], src0[1], [b"r%02d" % i for i in range(65)]), source(*s[1])]), "record count 65"),
-        ("empty wrapped-key record", segment([(src0[0], src0[1], [b"", *src0[2]]), s[1]], p, e),
-         "record of 0 bytes"),
-        ("wrapped-key record above 8192 bytes", segment([(src0[0], src0[1], [b"\x01" * 8193]), s[1]], p, e),
-         "exceeds the limit of 8192"),
-        ("records not sorted", segment([(src0[0], src0[1], src0[2][::-1]), s[1]], p, e),
-         "records are not sorted"),
-        ("duplicate record", segment([(src0[0], src0[1], [src0[2][0]] * 2), s[1]], p, e), "duplicate"),
+        ("no sources, packs naming one", segment([], p, e), "pack names source 0, but the segment has"),
         ("sources not sorted", segment(s[::-1], [(n, 1 - i) for n, i in p], e), "sources are not sorted"),
         ("duplicate source", segment([s[0], s[0]], [(n, 0) for n, _ in p[:2]] + [(p[2][0], 1)], e),
          "sources hold a duplicate"),

@@ -316,43 +316,76 @@ def keyfile_vectors(root: rsa.RSAPrivateKey, host: rsa.RSAPrivateKey) -> dict[st
 
 # ---- keyring (docs/spec/keyring.md) ----
 
-Ent = tuple[int, bytes, str, bytes, int]  # role, key id, label, DER, revoked-at (0 = active)
+# role, key id, label, public key, revoked-at (0 = active), kind (1 RSA, 2 OpenPGP), last trusted manifest
+Ent = tuple[int, bytes, str, bytes, int, int, bytes]
+NO_HEAD = bytes(32)
 
 
 def kr_body(account: bytes, version: int, created: int, entries: list[Ent], magic: bytes = b"OBKR") -> bytes:
     w = Writer().header(magic, 1).raw(account).u64(version).u64(created).u16(len(entries))
-    for role, key_id, label, public, revoked in entries:
-        w.u8(role).raw(key_id).utf8_16(label).bytes16(public).u8(1 if revoked else 0).u64(revoked)
+    for role, key_id, label, public, revoked, kind, head in entries:
+        w.u8(role).u8(kind).raw(key_id).utf8_16(label).bytes16(public).u8(1 if revoked else 0).u64(revoked)
+        w.raw(head)
     return w.getvalue()
 
 
+def rsa_ent(role: int, key: rsa.RSAPrivateKey, label: str, revoked: int = 0, head: bytes = NO_HEAD) -> Ent:
+    return (role, kid(key), label, der(key), revoked, 1, head)
+
+
 def keyring_vectors(
-    root: rsa.RSAPrivateKey, data: rsa.RSAPrivateKey, host: rsa.RSAPrivateKey
+    root: rsa.RSAPrivateKey, data: rsa.RSAPrivateKey, host: rsa.RSAPrivateKey, root2: rsa.RSAPrivateKey
 ) -> dict[str, Any]:
     rnd = Stream("opsbackup keyring vectors")
     account = rnd.take(16)
+    head = rnd.take(32)  # the hash of the revoked host key's last trusted manifest
+    pgp = b"\x99" + rnd.take(400)  # an OpenPGP key is opaque to the keyring: any bytes, id = SHA-256
     t0 = 1_700_000_000
-    r_e: Ent = (1, kid(root), "root", der(root), 0)
-    d_e: Ent = (2, kid(data), "data 2024", der(data), 0)
-    h_e: Ent = (4, kid(host), "web-1.example.net", der(host), 0)
+    r_e = rsa_ent(1, root, "root")
+    d_e = rsa_ent(2, data, "data 2024")
+    h_e = rsa_ent(4, host, "web-1.example.net")
+    g_e: Ent = (2, hashlib.sha256(pgp).digest(), "yubikey 0xA1B2", pgp, 0, 2, NO_HEAD)
+    by_id = sorted([d_e, g_e], key=lambda e: e[1])
     v1 = kr_body(account, 1, t0, [r_e, d_e, h_e])
-    v2 = kr_body(account, 2, t0 + 60, [r_e, d_e, (*h_e[:4], t0 + 60)])
+    v2 = kr_body(account, 2, t0 + 60, [r_e, d_e, rsa_ent(4, host, h_e[2], t0 + 60, head)])
     v2b = kr_body(account, 2, t0 + 61, [r_e, d_e])
-    v3 = kr_body(account, 3, t0 + 120, [r_e, d_e])
+    v3 = kr_body(account, 3, t0 + 120, [r_e, *by_id])
+    # root handover: version 4 names root2 active and root revoked, signed by the OLD root; 5 by root2
+    roots = sorted([rsa_ent(1, root, "root", t0 + 180), rsa_ent(1, root2, "root 2")], key=lambda e: e[1])
+    v4 = kr_body(account, 4, t0 + 180, [*roots, *by_id])
+    v5 = kr_body(account, 5, t0 + 240, [*roots, d_e])
 
     def so(body: bytes, signer: rsa.RSAPrivateKey = root) -> bytes:
         return signed_object(signer, body, rnd.take(32))
 
-    s1, s2, s3 = so(v1), so(v2), so(v3)
+    s1, s2, s3, s4, s5 = so(v1), so(v2), so(v3), so(v4), so(v5, root2)
     valid: list[dict[str, Any]] = [
-        {"name": f"version {v}", "hex": s.hex(), "body": b.hex(), "version": v, "account_id": account.hex(),
-         "digest": hashlib.sha256(b).hexdigest(), "root_id": kid(root).hex()}
-        for v, s, b in ((1, s1, v1), (2, s2, v2), (3, s3, v3))
+        {"name": name, "hex": s.hex(), "body": b.hex(), "version": v, "account_id": account.hex(),
+         "digest": hashlib.sha256(b).hexdigest(), "signer": signer, "root_id": kid(active).hex()}
+        for name, v, s, b, signer, active in (
+            ("version 1", 1, s1, v1, "root", root),
+            ("version 2: host revoked with a trusted head", 2, s2, v2, "root", root),
+            ("version 3: an OpenPGP data key (kind 2)", 3, s3, v3, "root", root),
+            ("version 4: root handover, signed by the old root", 4, s4, v4, "root", root2),
+            ("version 5: signed by the new root", 5, s5, v5, "root2", root2),
+        )
     ]  # fmt: skip
     valid[1]["revoked"] = {kid(host).hex(): t0 + 60}
+    valid[1]["trusted_heads"] = {kid(host).hex(): head.hex()}
+    valid[2]["openpgp"] = {g_e[1].hex(): pgp.hex()}
+    valid[3]["revoked"] = {kid(root).hex(): t0 + 180}
+    valid[3]["openpgp"] = valid[2]["openpgp"]
+    valid[4]["revoked"] = valid[3]["revoked"]
     flipped_sig = s1[:-5] + bytes([s1[-5] ^ 0x40]) + s1[-4:]
     flipped_body = bytearray(s1)
     flipped_body[60] ^= 1
+
+    def bad(name: str, entries: list[Ent], error: str = "FormatError", signer: rsa.RSAPrivateKey = root,
+            version: int = 1) -> dict[str, Any]:  # fmt: skip
+        return {"name": name, "hex": so(kr_body(account, version, t0, entries), signer).hex(), "error": error}
+
+    host_active_head = rsa_ent(4, host, "x", 0, head)
+    data_revoked_head = rsa_ent(2, data, "x", t0, head)
     invalid = [
         {"name": "keyring version 2 after 3", "hex": s2.hex(), "min_version": 3, "error": "RollbackError"},
         {"name": "keyring version 1 after 2", "hex": s1.hex(), "min_version": 2, "error": "RollbackError"},
@@ -361,33 +394,41 @@ def keyring_vectors(
         {"name": "flipped signature bit", "hex": flipped_sig.hex(), "error": "IntegrityError"},
         {"name": "flipped body byte", "hex": bytes(flipped_body).hex(), "error": "IntegrityError"},
         {"name": "signed by the data key", "hex": so(v1, data).hex(), "error": "WrongKeyError"},
-        {"name": "names another root than its signer", "error": "WrongKeyError",
-         "hex": so(kr_body(account, 1, t0, [(1, kid(data), "root", der(data), 0), h_e])).hex()},
+        bad("names another root than its signer", [rsa_ent(1, data, "root"), h_e], "WrongKeyError"),
         {"name": "signed object of another type", "hex": so(kr_body(account, 1, t0, [r_e], b"OBMF")).hex(),
          "error": "FormatError"},
-        {"name": "entries not sorted", "hex": so(kr_body(account, 1, t0, [r_e, h_e, d_e])).hex(),
-         "error": "FormatError"},
-        {"name": "duplicate entry", "hex": so(kr_body(account, 1, t0, [r_e, d_e, d_e])).hex(),
-         "error": "FormatError"},
-        {"name": "no active root", "hex": so(kr_body(account, 1, t0, [(*r_e[:4], t0), d_e])).hex(),
-         "error": "FormatError"},
-        {"name": "key id not SHA-256 of the DER", "error": "IntegrityError",
-         "hex": so(kr_body(account, 1, t0, [r_e, (2, kid(host), "x", der(data), 0)])).hex()},
-        {"name": "host key of RSA-4096", "error": "FormatError",
-         "hex": so(kr_body(account, 1, t0, [r_e, (4, kid(data), "x", der(data), 0)])).hex()},
+        bad("entries not sorted", [r_e, h_e, d_e]),
+        bad("duplicate entry", [r_e, d_e, d_e]),
+        bad("no active root", [rsa_ent(1, root, "root", t0), d_e]),
+        bad("key id not SHA-256 of the DER", [r_e, (2, kid(host), "x", der(data), 0, 1, NO_HEAD)],
+            "IntegrityError"),
+        bad("host key of RSA-4096", [r_e, (4, kid(data), "x", der(data), 0, 1, NO_HEAD)]),
         {"name": "keyring version 0", "hex": so(kr_body(account, 0, t0, [r_e])).hex(),
          "error": "FormatError"},
         {"name": "active entry with a revocation time", "error": "FormatError",
-         "hex": so(v1[:-9] + b"\0" + (5).to_bytes(8, "big")).hex()},
+         "hex": so(v1[:-41] + b"\0" + (5).to_bytes(8, "big") + v1[-32:]).hex()},
+        bad("key kind 0", [r_e, (2, kid(data), "x", der(data), 0, 0, NO_HEAD)]),
+        bad("key kind 3", [r_e, (2, kid(data), "x", der(data), 0, 3, NO_HEAD)]),
+        bad("OpenPGP key as a host key", [r_e, (4, g_e[1], "x", pgp, 0, 2, NO_HEAD)]),
+        bad("OpenPGP key as the root", [(1, g_e[1], "x", pgp, 0, 2, NO_HEAD)]),
+        bad("OpenPGP key id not SHA-256 of its bytes", [r_e, (2, kid(data), "x", pgp, 0, 2, NO_HEAD)],
+            "IntegrityError"),
+        bad("OpenPGP key of 8193 bytes", [r_e, (2, bytes(32), "x", bytes(8193), 0, 2, NO_HEAD)]),
+        bad("RSA key of 2049 bytes", [r_e, (2, bytes(32), "x", bytes(2049), 0, 1, NO_HEAD)]),
+        bad("trusted head on an active host key", sorted([r_e, host_active_head], key=lambda e: e[0])),
+        bad("trusted head on a revoked data key", [r_e, data_revoked_head]),
+        bad("new root without the old one revoked", [rsa_ent(1, root2, "root 2"), d_e], "WrongKeyError",
+            version=4),
+        bad("handover signed by the new root", roots, "WrongKeyError", root2, version=4),
         {"name": "trailing byte after the body", "hex": so(v1 + b"\0").hex(), "error": "FormatError"},
         {"name": "trailing byte after the envelope", "hex": (s1 + b"\0").hex(), "error": "FormatError"},
         {"name": "truncated envelope", "hex": s1[:-1].hex(), "error": "FormatError"},
     ]  # fmt: skip
     return {
-        "description": "OBKR keyrings (docs/spec/keyring.md) in OBSO envelopes signed by the 'root' key "
-        "(RSA-PSS, SHA-256, salt 32). Open each with the root key pinned; min_version 0 and no seen "
-        "digest unless a vector says otherwise.",
-        "keys": {"root": pem(root), "data": pem(data), "host": pem(host)},
+        "description": "OBKR keyrings (docs/spec/keyring.md) in OBSO envelopes (RSA-PSS, SHA-256, salt "
+        "32). Open each valid one with its 'signer' key as the trusted root; open each invalid one with "
+        "the 'root' key; min_version 0 and no seen digest unless a vector says otherwise.",
+        "keys": {"root": pem(root), "data": pem(data), "host": pem(host), "root2": pem(root2)},
         "valid": valid,
         "invalid": invalid,
     }
@@ -401,7 +442,7 @@ def main() -> None:
     out = {
         "wrapped_key": wrapped_key_vectors(data, browse),
         "keyfile": keyfile_vectors(root, host),
-        "keyring": keyring_vectors(root, data, host),
+        "keyring": keyring_vectors(root, data, host, browse),
     }
     for name, doc in out.items():
         (OUT / f"{name}.json").write_text(

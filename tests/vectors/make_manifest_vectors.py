@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Make tests/vectors/signed.json and tests/vectors/manifest.json (golden vectors, hex).
 
-Run from the repository root: ``/tmp/venv/bin/python tests/vectors/make_manifest_vectors.py``.
+Run from the repository root: ``.venv/bin/python tests/vectors/make_manifest_vectors.py``.
 Everything is fixed here: the RSA-3072 test key below (a throwaway made for these vectors only,
-never used for anything else), every id, time and record. RSA-PSS signatures carry a random salt,
+never used for anything else), every id, time and source. RSA-PSS signatures carry a random salt,
 so a fresh signature differs each run; to keep the output byte-for-byte stable the script reuses
 the signature already in the vector file when it still verifies over the same body, and signs only
 bodies that are new. ``--check`` regenerates in memory and fails if a file would change.
@@ -97,9 +97,9 @@ def h(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
-def wrapped(label: str, n: int = 40) -> bytes:
-    """An opaque stand-in for a wrapped-key record (the manifest does not parse them)."""
-    return b"OBWK" + (h(label) * 4)[:n]
+def backup_id(label: str) -> bytes:
+    """A fixed 16-byte backup id derived from a label."""
+    return h(label)[:16]
 
 
 def objects(*labels: str, size: int = 4 * 1024 * 1024) -> tuple[StoredObject, ...]:
@@ -122,7 +122,7 @@ MINIMAL = Manifest(
     tree_root_pack=h("pack-0"),
     chunk_index=h("chunk-index"),
     host_name="web-1",
-    wrapped_keys=tuple(sorted([wrapped("data"), wrapped("browse")])),
+    sources=(),
     objects=OBJS_MIN,
 )
 FULL = Manifest(
@@ -138,7 +138,9 @@ FULL = Manifest(
     tree_root_pack=h("pack-1"),
     chunk_index=h("chunk-index-2"),
     host_name="db01.example.internal",
-    wrapped_keys=tuple(sorted([wrapped("data-a"), wrapped("data-b", 60), wrapped("browse-a", 50)])),
+    sources=tuple(
+        sorted([backup_id("earlier backup a"), backup_id("earlier backup b"), backup_id("earlier backup c")])
+    ),
     objects=OBJS_FULL,
     statistics=Statistics(files=12_345, total_bytes=9_876_543_210, added_bytes=12_582_918),
     tags=("daily", "env=prod"),
@@ -158,10 +160,10 @@ def raw_body(m: Manifest, **over: Any) -> bytes:
     w.u8(len(tags))
     for t in tags:
         w.bytes16(t)
-    keys = over.get("wrapped_keys", list(m.wrapped_keys))
-    w.u16(len(keys))
-    for k in keys:
-        w.bytes16(k)
+    sources = over.get("sources", list(m.sources))
+    w.u16(over.get("source_count", len(sources)))
+    for src in sources:
+        w.raw(src)
     objs = over.get("objects", [(o.name, o.size) for o in m.objects])
     lw = Writer().u32(over.get("object_count", len(objs)))
     for name, size in objs:
@@ -299,7 +301,7 @@ def fields(m: Manifest) -> dict[str, Any]:
         "tree_root_pack": m.tree_root_pack.hex(),
         "chunk_index": m.chunk_index.hex(),
         "host_name": m.host_name,
-        "wrapped_keys": [k.hex() for k in m.wrapped_keys],
+        "sources": [x.hex() for x in m.sources],
         "objects": [[o.name.hex(), o.size] for o in m.objects],
         "statistics": {
             "files": m.statistics.files,
@@ -313,7 +315,7 @@ def fields(m: Manifest) -> dict[str, Any]:
 def manifest_vectors(s: Signer) -> dict[str, Any]:
     m = FULL
     objs = [(o.name, o.size) for o in m.objects]
-    keys = list(m.wrapped_keys)
+    srcs = list(m.sources)
     good_body = manifest.encode(m)
     bad_bodies: list[tuple[str, bytes]] = [
         ("empty input", b""),
@@ -333,11 +335,10 @@ def manifest_vectors(s: Signer) -> dict[str, Any]:
         ("duplicate tag", raw_body(m, tags=[b"daily", b"daily"])),
         ("tag with a space", raw_body(m, tags=[b"two words"])),
         ("empty tag", raw_body(m, tags=[b""])),
-        ("no wrapped keys", raw_body(m, wrapped_keys=[])),
-        ("wrapped keys not sorted", raw_body(m, wrapped_keys=keys[::-1])),
-        ("duplicate wrapped key", raw_body(m, wrapped_keys=[keys[0], keys[0], *keys[1:]])),
-        ("empty wrapped-key record", raw_body(m, wrapped_keys=[b"", *keys])),
-        ("wrapped-key record above 8192 bytes", raw_body(m, wrapped_keys=[*keys, b"\xff" * 8193])),
+        ("sources not sorted", raw_body(m, sources=srcs[::-1])),
+        ("duplicate source", raw_body(m, sources=[srcs[0], *srcs])),
+        ("source names the backup itself", raw_body(m, sources=sorted([*srcs, m.backup_id]))),
+        ("source count larger than the bytes that remain", raw_body(m, source_count=0xFFFF)),
         ("no objects", raw_body(m, objects=[])),
         ("object list not sorted", raw_body(m, objects=objs[::-1])),
         ("duplicate object", raw_body(m, objects=[objs[0], *objs])),
@@ -388,7 +389,7 @@ def manifest_vectors(s: Signer) -> dict[str, Any]:
     return {
         "description": "Manifests (docs/spec/manifest.md). 'bad_bodies' fail formats.manifest.decode; "
         "'bad_signed' fail crypto.manifest_check.verify_manifest with host_keys = {key_id: key}. "
-        "Wrapped-key records are opaque stand-ins.",
+        "Sources are backup ids derived from labels; wrapped keys are in key envelopes, not here.",
         "generator": "tests/vectors/make_manifest_vectors.py",
         "key": key_block(),
         "good": [

@@ -114,31 +114,54 @@ def delete_vectors() -> dict[str, Any]:
         issued_at=1_700_000_000,
         objects=(b"\x01" * 32, b"\x02" * 32),
         manifests=(ManifestId("db1", b"\x05" * 16), ManifestId("web1", b"\x03" * 16)),
+        envelopes=(b"\x03" * 16, b"\x04" * 16),
     )
     data = delete_request.encode(req)
+    only_envelope = DeleteRequest(
+        account_id=bytes(range(16)),
+        nonce=bytes(range(32, 48)),
+        issued_at=1_700_000_001,
+        objects=(),
+        manifests=(),
+        envelopes=(b"\x09" * 16,),
+    )
     good = [
         {
-            "name": "two objects, two manifests",
+            "name": "two objects, two manifests, two envelopes",
             "hex": data.hex(),
             "account_id": req.account_id.hex(),
             "nonce": req.nonce.hex(),
             "issued_at": req.issued_at,
             "objects": [o.hex() for o in req.objects],
             "manifests": [{"host": m.host, "backup_id": m.backup_id.hex()} for m in req.manifests],
-        }
+            "envelopes": [e.hex() for e in req.envelopes],
+        },
+        {
+            "name": "one envelope only",
+            "hex": delete_request.encode(only_envelope).hex(),
+            "account_id": only_envelope.account_id.hex(),
+            "nonce": only_envelope.nonce.hex(),
+            "issued_at": only_envelope.issued_at,
+            "objects": [],
+            "manifests": [],
+            "envelopes": [e.hex() for e in only_envelope.envelopes],
+        },
     ]
     head = 6 + 16 + 16 + 8
     objs = data[head + 4 : head + 4 + 64]
     rest = data[head + 4 + 64 :]
+    mans = data[: -(4 + 32)]  # everything before the envelope list
+    envs = data[-32:]
 
     def bad(name: str, raw: bytes, match: str) -> dict[str, str]:
         return {"name": name, "hex": raw.hex(), "error": "FormatError", "match": match}
 
     swapped = objs[32:] + objs[:32]
     dup = objs[:32] * 2
-    empty = data[:head] + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-    m_bad_host = rest[:4] + b"\x03DB1" + rest[8:]
-    m_swapped = rest[:4] + rest[4 + 20 :] + rest[4 : 4 + 20]
+    empty = data[:head] + b"\x00\x00\x00\x00" * 3
+    rest_m, tail = rest[: -(4 + 32)], rest[-(4 + 32) :]  # the manifest list; the envelope list
+    m_bad_host = rest_m[:4] + b"\x03DB1" + rest_m[8:] + tail
+    m_swapped = rest_m[:4] + rest_m[4 + 20 :] + rest_m[4 : 4 + 20] + tail
     return {
         "description": "Delete request bodies (docs/spec/delete-request.md), unsigned. 'good' decode "
         "to their fields and re-encode to the same bytes; 'bad' fail formats.delete_request.decode.",
@@ -148,7 +171,7 @@ def delete_vectors() -> dict[str, Any]:
             bad("empty input", b"", "not recognised"),
             bad("wrong magic", b"OBDX" + data[4:], "not recognised"),
             bad("unsupported version", data[:4] + b"\x00\x02" + data[6:], "unsupported format version"),
-            bad("truncated", data[:-1], "truncated"),
+            bad("truncated", data[: head - 1], "truncated"),
             bad("trailing byte", data + b"\x00", "trailing"),
             bad("objects unsorted", data[: head + 4] + swapped + rest, "not sorted"),
             bad("objects duplicated", data[: head + 4] + dup + rest, "not sorted"),
@@ -156,6 +179,10 @@ def delete_vectors() -> dict[str, Any]:
             bad("upper-case host", data[: head + 4] + objs + m_bad_host, "invalid host"),
             bad("huge object count", data[:head] + b"\xff\xff\xff\xff" + data[head + 4 :], "does not fit"),
             bad("names nothing", empty, "names nothing"),
+            bad("envelopes unsorted", mans + b"\x00\x00\x00\x02" + envs[16:] + envs[:16], "not sorted"),
+            bad("envelopes duplicated", mans + b"\x00\x00\x00\x02" + envs[:16] * 2, "not sorted"),
+            bad("huge envelope count", mans + b"\x00\x00\x00\x03" + envs, "does not fit"),
+            bad("no envelope count (an old body)", mans, "truncated"),
         ],
     }
 
