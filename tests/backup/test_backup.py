@@ -58,7 +58,9 @@ def test_a_backup_holds_every_entry_and_byte_of_the_tree(env: ClientEnv, tmp_pat
 def test_the_manifest_verifies_and_lists_exactly_what_the_server_holds(
     env: ClientEnv, tmp_path: Path
 ) -> None:
-    src = make_tree(tmp_path)
+    # 600 kB of random data is ~150 chunk refs (~6 KiB of refs): more than three 2 KiB nodes
+    # whatever the chunker's cut points (300 kB sometimes filled only three).
+    src = make_tree(tmp_path, big=600_000)
     result = backup(env, src, tags=("nightly",))
     reader = env.account(Scope.RESTORE)
     opened = open_backup(reader, env.keys, "web1", result.backup_id)

@@ -164,7 +164,7 @@ def test_who_may_sign(account_keys: AccountKeys, keyring: Keyring) -> None:
     assert set(readers_trusted_signers(keyring, host_id)) == {host_id, deletion_id}
     assert set(readers_trusted_signers(keyring, random_bytes(32))) == {deletion_id}  # an unknown host: none
     # An earlier source's host is not known: any host key of the keyring, and the deletion keys.
-    every_host = {public_key_id(k.public_key()) for k in account_keys.hosts.values()}
+    every_host = {e.key_id for e in keyring.entries if e.role is Role.HOST}
     assert set(readers_trusted_signers(keyring, None)) == every_host | {deletion_id}
     v2 = _open(
         account_keys,
