@@ -2,10 +2,12 @@
 
 ``<chain>`` is the account id in hex, or ``server`` for requests that named no known account. Each
 entry (:mod:`formats.audit`) holds the SHA-256 of the previous entry's exact bytes. Appending is a
-conditional create (``put(overwrite=False)``) of the next sequence number: when several writers
-(threads, or server instances over one bucket) race, exactly one wins each number and a loser
-re-reads the entry that beat it, chains onto it and tries the next number. So every chain stays
-one gapless sequence without any lock shared between instances; the in-memory head is only a hint.
+conditional create (``put(overwrite=False)``; ``If-None-Match: *`` on S3) of the next sequence
+number: when several writers (threads, processes, or server instances over one bucket) race,
+exactly one wins each number and a loser re-reads the head (:meth:`AuditLog._find_head`), chains
+onto the newest entry and tries the number after it. So every chain stays one gapless sequence
+without any lock shared between instances. The in-memory head is only a hint, and the
+per-chain thread lock only saves one instance's threads from racing each other for nothing.
 
 :func:`verify_chain` reads a chain front to back and names the first broken entry: a gap in the
 sequence, an entry that does not decode, a sequence number that does not match its key, or a
@@ -73,12 +75,34 @@ class AuditLog:
         with self._guard:
             return self._locks.setdefault(chain, threading.Lock())
 
-    def _load_head(self, chain: str) -> tuple[int, bytes]:
-        keys = list(self._store.list(f"audit/{chain}/"))
-        if not keys:
+    def _find_head(self, chain: str, start: int) -> tuple[int, bytes]:
+        """``(next free sequence number, hash of the entry before it)``, searching from ``start``.
+
+        Entries are created gaplessly, so "entry n exists" is true up to the head and false after:
+        a galloping search (``start``, +1, +2, +4, ...) then a binary search finds the head in
+        O(log n) existence checks, not a listing of the whole chain (1 request per 1000 entries
+        on S3) nor one read per entry another instance appended meanwhile. If someone deleted
+        entries (tampering), the search may land in the hole and the next append refill it:
+        :func:`verify_chain` still reports the chain broken there, since the entry after the
+        refilled one does not link to it.
+        """
+        exists = self._store.exists
+        if not exists(entry_key(chain, start)):
+            free = start
+        else:
+            present, step = start, 1
+            while exists(entry_key(chain, present + step)):
+                present, step = present + step, step * 2
+            free = present + step
+            while free - present > 1:
+                middle = (present + free) // 2
+                if exists(entry_key(chain, middle)):
+                    present = middle
+                else:
+                    free = middle
+        if free == 0:
             return 0, audit.ZERO_HASH
-        last = keys[-1]
-        return int(last.rsplit("/", 1)[1]) + 1, audit.entry_hash(self._store.read(last))
+        return free, audit.entry_hash(self._store.read(entry_key(chain, free - 1)))
 
     def append(
         self,
@@ -101,7 +125,7 @@ class AuditLog:
             else audit.Outcome.FAILED
         )
         with self._lock(chain):
-            sequence, previous = self._heads.get(chain) or self._load_head(chain)
+            sequence, previous = self._heads.get(chain) or self._find_head(chain, 0)
             while True:
                 entry = audit.AuditEntry(
                     sequence=sequence,
@@ -120,9 +144,9 @@ class AuditLog:
                 if self._store.put(entry_key(chain, sequence), io.BytesIO(data), overwrite=False):
                     self._heads[chain] = (sequence + 1, audit.entry_hash(data))
                     return entry
-                # Another writer took this number: chain onto its entry and try the next one.
-                previous = audit.entry_hash(self._store.read(entry_key(chain, sequence)))
-                sequence += 1
+                # Another writer (thread, process or server instance) took this number: re-read
+                # the head, chain onto the newest entry and try the number after it.
+                sequence, previous = self._find_head(chain, sequence + 1)
 
 
 @dataclass(frozen=True)
