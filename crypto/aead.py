@@ -16,15 +16,10 @@ from __future__ import annotations
 
 import threading
 
-from crypto.primitives import (
-    GCM_NONCE_SIZE,
-    KEY_SIZE,
-    aes_gcm_decrypt,
-    aes_gcm_encrypt,
-    ct_equal,
-    hkdf_sha256,
-    random_bytes,
-)
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from crypto.primitives import GCM_NONCE_SIZE, KEY_SIZE, ct_equal, hkdf_sha256, random_bytes
 from formats import sealed as fmt
 from formats.errors import FormatError, IntegrityError, NonceLimitError
 
@@ -41,9 +36,12 @@ class SealingKey:
 
     The per-backup key itself is not kept. :meth:`seal` may be called from several threads: the
     counter is taken under a lock before any encryption, so the limit holds exactly.
+
+    One ``AESGCM`` object (its key schedule) serves every call: creating one per call cost more
+    than sealing a small chunk. pyca's AEAD objects are safe to share between threads.
     """
 
-    __slots__ = ("_commitment", "_count", "_enc_key", "_limit", "_lock")
+    __slots__ = ("_aead", "_commitment", "_count", "_enc_key", "_limit", "_lock")
 
     def __init__(self, key: bytes, *, max_encryptions: int = NONCE_LIMIT) -> None:
         if len(key) != KEY_SIZE:
@@ -51,6 +49,7 @@ class SealingKey:
         if not 0 <= max_encryptions <= NONCE_LIMIT:
             raise ValueError(f"max_encryptions must be between 0 and {NONCE_LIMIT}")
         self._enc_key = hkdf_sha256(key, AEAD_KEY_LABEL)
+        self._aead = AESGCM(self._enc_key)
         self._commitment = hkdf_sha256(key, COMMITMENT_LABEL)
         self._limit = max_encryptions
         self._count = 0
@@ -105,17 +104,13 @@ class SealingKey:
         """
         if len(plaintext) > fmt.MAX_PLAINTEXT:
             raise ValueError(f"a sealed object holds at most {fmt.MAX_PLAINTEXT} bytes")
+        if len(nonce) != GCM_NONCE_SIZE:
+            raise ValueError(f"an AES-256-GCM nonce is {GCM_NONCE_SIZE} bytes")
         aad = fmt.aad(obj_type, backup_id, object_id)
         self._reserve()
-        body = aes_gcm_encrypt(self._enc_key, nonce, plaintext, aad)
-        return fmt.join(
-            fmt.SealedObject(
-                nonce=nonce,
-                commitment=self._commitment,
-                ciphertext=body[: -fmt.TAG_SIZE],
-                tag=body[-fmt.TAG_SIZE :],
-            )
-        )
+        # GCM's output is ciphertext || tag, the layout of a sealed object after its two fixed
+        # fields (``formats.sealed.join``), so one join makes the object without splitting it.
+        return b"".join((nonce, self._commitment, self._aead.encrypt(nonce, plaintext, aad)))
 
     def open(self, sealed: bytes, *, obj_type: fmt.ObjectType, backup_id: bytes, object_id: bytes) -> bytes:
         """The plaintext of ``sealed``, which must have been sealed for exactly this AAD.
@@ -124,13 +119,18 @@ class SealingKey:
         malformed length, is an :class:`IntegrityError`.
         """
         aad = fmt.aad(obj_type, backup_id, object_id)
-        try:
-            parts = fmt.split(sealed)
-        except FormatError as exc:
-            raise IntegrityError(f"cannot open sealed object: {exc}") from None
-        if not ct_equal(parts.commitment, self._commitment):
+        if not fmt.OVERHEAD <= len(sealed) <= fmt.MAX_SEALED:
+            try:
+                fmt.split(sealed)  # raises the format's own message for a bad length
+            except FormatError as exc:
+                raise IntegrityError(f"cannot open sealed object: {exc}") from None
+        view = memoryview(sealed)
+        nonce_end = fmt.NONCE_SIZE
+        body_start = nonce_end + fmt.COMMITMENT_SIZE
+        if not ct_equal(bytes(view[nonce_end:body_start]), self._commitment):
             raise IntegrityError("sealed object was made under another key (key commitment differs)")
-        return aes_gcm_decrypt(self._enc_key, parts.nonce, parts.ciphertext + parts.tag, aad)
+        # ciphertext || tag is the sealed object's tail as is: no split, no concatenation.
+        return aes_gcm_decrypt(self._aead, bytes(view[:nonce_end]), view[body_start:], aad)
 
     def _reserve(self) -> None:
         with self._lock:
@@ -139,3 +139,17 @@ class SealingKey:
                     f"this key has made {self._count} encryptions, its limit; start a new backup key"
                 )
             self._count += 1
+
+
+def aes_gcm_decrypt(aead: AESGCM, nonce: bytes, ciphertext_and_tag: bytes | memoryview, aad: bytes) -> bytes:
+    """Open with a key's cached ``AESGCM``: the one place GCM runs on the read side.
+
+    Any failure (tag, AAD, truncation) is an :class:`IntegrityError`, as in
+    :func:`crypto.primitives.aes_gcm_decrypt`.
+    """
+    try:
+        return aead.decrypt(nonce, ciphertext_and_tag, aad)
+    except InvalidTag:
+        raise IntegrityError(
+            "authentication failed: encrypted data was altered or the key is wrong"
+        ) from None

@@ -18,11 +18,13 @@ __all__ = [
     "ChunkIdKey",
     "chunk_id",
     "chunker_key",
+    "epoch_tag",
     "verify_chunk_id",
 ]
 
 CHUNK_ID_LABEL = b"chunk-id"
 CHUNKER_LABEL = b"chunker"
+EPOCH_LABEL = b"cache-epoch"
 CHUNK_ID_SIZE = 32
 
 
@@ -35,6 +37,16 @@ def chunker_key(secret: bytes) -> bytes:
     """The 32-byte key of the content-defined chunker: ``HKDF(secret, "chunker")``."""
     _check_secret(secret)
     return hkdf_sha256(secret, CHUNKER_LABEL)
+
+
+def epoch_tag(secret: bytes) -> str:
+    """8 hex digits naming the dedup epoch (``HKDF(secret, "cache-epoch")``), for local file names.
+
+    A new dedup secret is a new epoch: chunk ids change, so a host's cache of the old epoch is of
+    no use and is not opened. The tag says nothing about the secret.
+    """
+    _check_secret(secret)
+    return hkdf_sha256(secret, EPOCH_LABEL)[:4].hex()
 
 
 class ChunkIdKey:

@@ -13,12 +13,19 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from crypto.aead import SealingKey
-from crypto.primitives import sha256
 from formats import pack as fmt
 from formats.errors import IntegrityError
 from formats.sealed import ObjectType
 
-__all__ = ["OpenedPack", "finish_pack", "open_entry", "open_index", "open_pack", "read_pack_index"]
+__all__ = [
+    "OpenedPack",
+    "finish_pack",
+    "finish_pack_named",
+    "open_entry",
+    "open_index",
+    "open_pack",
+    "read_pack_index",
+]
 
 
 @dataclass(frozen=True)
@@ -31,13 +38,19 @@ class OpenedPack:
 
 def finish_pack(writer: fmt.PackWriter, key: SealingKey) -> bytes:
     """Seal the writer's index under ``key`` and return the finished pack's bytes."""
+    return finish_pack_named(writer, key)[0]
+
+
+def finish_pack_named(writer: fmt.PackWriter, key: SealingKey) -> tuple[bytes, bytes]:
+    """:func:`finish_pack`, and the pack's SHA-256 (its object name) from the writer's running hash."""
     sealed_index = key.seal(
         writer.index_plaintext(),
         obj_type=ObjectType.PACK_INDEX,
         backup_id=writer.backup_id,
         object_id=writer.body_hash(),
     )
-    return writer.finish(sealed_index)
+    data = writer.finish(sealed_index)
+    return data, writer.pack_hash()
 
 
 def open_index(tail: fmt.PackTail, key: SealingKey, *, backup_id: bytes) -> tuple[fmt.IndexEntry, ...]:
@@ -51,18 +64,22 @@ def open_index(tail: fmt.PackTail, key: SealingKey, *, backup_id: bytes) -> tupl
     return fmt.decode_index(plaintext, body_end=tail.body_end)
 
 
-def open_pack(data: bytes, key: SealingKey, *, backup_id: bytes) -> OpenedPack:
+def open_pack(
+    data: bytes, key: SealingKey, *, backup_id: bytes, body: tuple[int, bytes] | None = None
+) -> OpenedPack:
     """Decode ``data`` as a pack of backup ``backup_id``, open its index, check it against the entries.
 
     A pack of another backup, or one altered anywhere, raises :class:`IntegrityError` (or
-    :class:`FormatError` when the damage breaks the layout itself).
+    :class:`FormatError` when the damage breaks the layout itself). ``body``: ``(end, SHA-256 of
+    data[:end])`` if the caller hashed these bytes already (``formats.pack.decode_hashed``).
     """
-    pack = fmt.decode(data)
+    pack, body_hash = fmt.decode_hashed(data, body=body)
     if pack.backup_id != backup_id:
         raise IntegrityError(f"pack belongs to backup {pack.backup_id.hex()}, not {backup_id.hex()}")
     body_end = len(data) - fmt.TRAILER_SIZE - len(pack.sealed_index)
-    # The index opens under the hash of the body as read, not as the trailer claims it.
-    tail = fmt.PackTail(sha256(data[:body_end]), pack.sealed_index, body_end)
+    # The index opens under the hash of the body as read (which decoding computed and compared
+    # with the trailer's), not as the trailer claims it.
+    tail = fmt.PackTail(body_hash, pack.sealed_index, body_end)
     index = open_index(tail, key, backup_id=backup_id)
     fmt.check_index(index, pack.entries)
     return OpenedPack(pack=pack, index=index)

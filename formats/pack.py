@@ -24,13 +24,46 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from formats._wire import Reader, Writer, expect_header
 from formats.errors import FormatError
-from formats.sealed import MAX_SEALED, OVERHEAD, ObjectType, object_type_from_code
+from formats.pack_layout import (
+    BACKUP_ID_SIZE,
+    END_MARKER,
+    ENTRY_HEADER_SIZE,
+    HASH_SIZE,
+    HEADER_SIZE,
+    INDEX_ENTRY_SIZE,
+    INDEX_HEADER_SIZE,
+    INDEX_MAGIC,
+    MAGIC,
+    MAX_ENTRIES,
+    MAX_PACK_SIZE,
+    MIN_SEALED,
+    OBJECT_ID_SIZE,
+    PACKABLE_TYPES,
+    TRAILER_MAGIC,
+    TRAILER_SIZE,
+    VERSION,
+    IndexEntry,
+    Pack,
+    PackEntry,
+    PackTail,
+    Trailer,
+    bounded_length,
+    check_entry,
+    check_index,
+    decode_index,
+    decode_trailer,
+    encode_index,
+    encode_trailer,
+    index_for,
+    packable,
+    sealed_index_size,
+)
+from formats.sealed import ObjectType
 
 __all__ = [
     "BACKUP_ID_SIZE",
@@ -59,196 +92,16 @@ __all__ = [
     "Trailer",
     "check_index",
     "decode",
+    "decode_hashed",
     "decode_index",
     "decode_trailer",
     "encode",
     "encode_index",
+    "encode_trailer",
     "index_for",
     "read_tail",
     "sealed_index_size",
 ]
-
-MAGIC = b"OBPK"
-INDEX_MAGIC = b"OBPI"
-TRAILER_MAGIC = b"OBPT"
-VERSION = 1
-BACKUP_ID_SIZE = 16
-OBJECT_ID_SIZE = 32
-HASH_SIZE = 32
-HEADER_SIZE = len(MAGIC) + 2 + BACKUP_ID_SIZE
-ENTRY_HEADER_SIZE = 1 + OBJECT_ID_SIZE + 4
-END_MARKER = 0
-TRAILER_SIZE = HASH_SIZE + 4 + 2 + len(TRAILER_MAGIC)
-INDEX_HEADER_SIZE = len(INDEX_MAGIC) + 2 + 4
-INDEX_ENTRY_SIZE = 1 + OBJECT_ID_SIZE + 4 + 4
-#: No object in a pack has an empty plaintext (a chunk holds at least its envelope byte).
-MIN_SEALED = OVERHEAD + 1
-#: At most 2**18 entries: the index plaintext (at most 10.75 MB) then fits one sealed object.
-MAX_ENTRIES = 1 << 18
-#: Packs are cut at a few MiB; 1 GiB is the hard ceiling, which also keeps offsets in a u32.
-MAX_PACK_SIZE = 1 << 30
-#: Object types a pack entry may hold (a pack index is never an entry).
-PACKABLE_TYPES = frozenset({ObjectType.DATA_CHUNK, ObjectType.TREE_NODE})
-
-
-@dataclass(frozen=True)
-class PackEntry:
-    """One entry: the sealed object's type and id (both bound into its AAD) and its bytes."""
-
-    object_type: ObjectType
-    object_id: bytes
-    sealed: bytes
-
-
-@dataclass(frozen=True)
-class IndexEntry:
-    """Where one entry's sealed bytes are: ``pack[offset : offset + length]``."""
-
-    object_type: ObjectType
-    object_id: bytes
-    offset: int
-    length: int
-
-
-@dataclass(frozen=True)
-class Trailer:
-    """The fixed 42 bytes at the end of a pack: the body hash and the sealed index length."""
-
-    body_hash: bytes
-    index_length: int
-
-    def index_range(self, pack_size: int) -> tuple[int, int]:
-        """``(start, end)`` of the sealed index in a pack of ``pack_size`` bytes (``FormatError``)."""
-        if not 0 < pack_size <= MAX_PACK_SIZE:
-            raise FormatError(f"pack of {pack_size} bytes is outside 1..{MAX_PACK_SIZE}")
-        end = pack_size - TRAILER_SIZE
-        start = end - self.index_length
-        if start < HEADER_SIZE + ENTRY_HEADER_SIZE + MIN_SEALED + 1:
-            raise FormatError("pack is corrupt: its trailer names an index larger than the pack")
-        return start, end
-
-
-@dataclass(frozen=True)
-class PackTail:
-    """What a tail reader needs to open the index: the sealed index and where it starts."""
-
-    body_hash: bytes
-    sealed_index: bytes
-    body_end: int  # offset of the sealed index = length of the body
-
-
-@dataclass(frozen=True)
-class Pack:
-    """A decoded pack: its backup id, its entries in pack order, and its (opaque) sealed index."""
-
-    backup_id: bytes
-    entries: tuple[PackEntry, ...]
-    sealed_index: bytes
-
-    def index(self) -> tuple[IndexEntry, ...]:
-        """The index these entries must have (see :func:`index_for`)."""
-        return index_for(self.entries)
-
-
-def sealed_index_size(count: int) -> int:
-    """Bytes of the sealed index of a pack of ``count`` entries."""
-    return INDEX_HEADER_SIZE + count * INDEX_ENTRY_SIZE + OVERHEAD
-
-
-def _check_entry(object_type: int, object_id: bytes, sealed_length: int) -> None:
-    if object_type not in PACKABLE_TYPES:
-        raise ValueError(f"object type {object_type} cannot be a pack entry (only 1 or 2)")
-    if len(object_id) != OBJECT_ID_SIZE:
-        raise ValueError(f"an object id is {OBJECT_ID_SIZE} bytes")
-    if not MIN_SEALED <= sealed_length <= MAX_SEALED:
-        raise ValueError(f"sealed length {sealed_length} is outside {MIN_SEALED}..{MAX_SEALED}")
-
-
-def index_for(entries: Sequence[PackEntry]) -> tuple[IndexEntry, ...]:
-    """The index of ``entries`` laid out one after another from the end of the header."""
-    out = []
-    pos = HEADER_SIZE
-    for e in entries:
-        out.append(IndexEntry(e.object_type, e.object_id, pos + ENTRY_HEADER_SIZE, len(e.sealed)))
-        pos += ENTRY_HEADER_SIZE + len(e.sealed)
-    return tuple(out)
-
-
-def check_index(index: Sequence[IndexEntry], entries: Sequence[PackEntry]) -> None:
-    """``FormatError`` unless ``index`` describes exactly ``entries``, in order."""
-    if tuple(index) != index_for(entries):
-        raise FormatError("pack is corrupt: its index does not match the entries it holds")
-
-
-def encode_index(index: Sequence[IndexEntry]) -> bytes:
-    """The index plaintext (before sealing)."""
-    if not 0 < len(index) <= MAX_ENTRIES:
-        raise ValueError(f"a pack index lists 1..{MAX_ENTRIES} entries")
-    w = Writer().header(INDEX_MAGIC, VERSION).u32(len(index))
-    for e in index:
-        w.u8(e.object_type).fixed(e.object_id, OBJECT_ID_SIZE).u32(e.offset).u32(e.length)
-    return w.getvalue()
-
-
-def decode_index(plaintext: bytes, *, body_end: int, what: str = "pack index") -> tuple[IndexEntry, ...]:
-    """Strictly decode an opened index of a pack whose body is ``body_end`` bytes long.
-
-    Entries MUST be contiguous from the end of the header, unique by object id, and the last
-    MUST end one byte (the end marker) before ``body_end``.
-    """
-    r = Reader(plaintext, what)
-    expect_header(r, INDEX_MAGIC, (VERSION,))
-    count = r.u32()
-    if not 0 < count <= MAX_ENTRIES:
-        raise r.error(f"entry count {count} is outside 1..{MAX_ENTRIES}")
-    r.count(count, INDEX_ENTRY_SIZE)
-    out: list[IndexEntry] = []
-    seen: set[bytes] = set()
-    pos = HEADER_SIZE
-    for _ in range(count):
-        obj_type, object_id = _packable(r, r.u8()), r.take(OBJECT_ID_SIZE)
-        offset, length = r.u32(), r.u32()
-        if offset != pos + ENTRY_HEADER_SIZE:
-            raise r.error(f"entry offset {offset} is not {pos + ENTRY_HEADER_SIZE} (entries are contiguous)")
-        _bounded_length(r, length)
-        if object_id in seen:
-            raise r.error("object id listed twice")
-        seen.add(object_id)
-        out.append(IndexEntry(obj_type, object_id, offset, length))
-        pos = offset + length
-    r.finish()
-    if pos + 1 != body_end:
-        raise FormatError(f"{what} is corrupt: its entries end at {pos}, the body at {body_end}")
-    return tuple(out)
-
-
-def encode_trailer(trailer: Trailer) -> bytes:
-    return (
-        Writer()
-        .fixed(trailer.body_hash, HASH_SIZE)
-        .u32(trailer.index_length)
-        .u16(VERSION)
-        .raw(TRAILER_MAGIC)
-        .getvalue()
-    )
-
-
-def decode_trailer(data: bytes, what: str = "pack trailer") -> Trailer:
-    """Decode the last 42 bytes of a pack: magic (at the very end), version, then the length."""
-    if len(data) != TRAILER_SIZE or data[-len(TRAILER_MAGIC) :] != TRAILER_MAGIC:
-        raise FormatError(f"{what} is not recognised: wrong size or magic bytes (expected {TRAILER_MAGIC!r})")
-    r = Reader(data, what)
-    body_hash = r.take(HASH_SIZE)
-    length = r.u32()
-    version = r.u16()
-    if version != VERSION:
-        raise FormatError(f"{what} has unsupported format version {version}; upgrade opsbackup")
-    count, extra = divmod(length - sealed_index_size(0), INDEX_ENTRY_SIZE)
-    if extra or not 0 < count <= MAX_ENTRIES:
-        raise FormatError(f"{what} is corrupt: {length} is not the length of a sealed pack index")
-    r.take(len(TRAILER_MAGIC))
-    r.finish()
-    return Trailer(body_hash=body_hash, index_length=length)
 
 
 class PackWriter:
@@ -257,17 +110,24 @@ class PackWriter:
 
     :attr:`final_size` is the exact size the finished pack will have, so the engine can cut
     packs at a target size (see :meth:`fits`).
+
+    The body's SHA-256 is a running hash brought up to date lazily (by :meth:`body_hash`), so
+    :meth:`add` costs no hashing and a pack can be finished on another thread than the one that
+    filled it; :meth:`finish` continues the same hash to the pack's own name (:meth:`pack_hash`),
+    so every byte is hashed once.
     """
 
     def __init__(self, backup_id: bytes) -> None:
         header = Writer().header(MAGIC, VERSION).fixed(backup_id, BACKUP_ID_SIZE).getvalue()
         self._backup_id = bytes(backup_id)
         self._parts = [header]
-        self._hash = hashlib.sha256(header)
+        self._hash = hashlib.sha256()
+        self._hashed = 0  # parts already in ``_hash``
         self._size = len(header)
         self._index: list[IndexEntry] = []
         self._ids: set[bytes] = set()
         self._done = False
+        self._pack_hash: bytes | None = None
 
     @property
     def backup_id(self) -> bytes:
@@ -296,17 +156,15 @@ class PackWriter:
         """Append one sealed object; returns where its sealed bytes will be. ``ValueError`` if invalid."""
         if self._done:
             raise ValueError("this pack is finished")
-        _check_entry(object_type, object_id, len(sealed))
+        check_entry(object_type, object_id, len(sealed))
         if object_id in self._ids:
             raise ValueError("this object is already in the pack")
         if not self.fits(len(sealed)):
             raise ValueError("the pack is full; start a new one")
         head = Writer().u8(object_type).raw(object_id).u32(len(sealed)).getvalue()
         entry = IndexEntry(ObjectType(object_type), bytes(object_id), self._size + len(head), len(sealed))
-        for part in (head, bytes(sealed)):
-            self._parts.append(part)
-            self._hash.update(part)
-            self._size += len(part)
+        self._parts += (head, bytes(sealed))
+        self._size += len(head) + len(sealed)
         self._index.append(entry)
         self._ids.add(entry.object_id)
         return entry
@@ -322,19 +180,45 @@ class PackWriter:
 
     def body_hash(self) -> bytes:
         """SHA-256 of the body: header, entries and the end byte."""
-        h = self._hash.copy()
+        h = self._body_state()
         h.update(bytes([END_MARKER]))
         return h.digest()
 
+    def _body_state(self) -> hashlib._Hash:
+        """A copy of the running hash over every part added so far."""
+        parts, h = self._parts, self._hash
+        for i in range(self._hashed, len(parts)):
+            h.update(parts[i])
+        self._hashed = len(parts)
+        return h.copy()
+
     def finish(self, sealed_index: bytes) -> bytes:
-        """The whole pack, ending with ``sealed_index`` and the trailer."""
+        """The whole pack, ending with ``sealed_index`` and the trailer (once: the parts are freed)."""
+        if self._done:
+            raise ValueError("this pack is finished")
         if not self._index:
             raise ValueError("a pack holds at least one entry")
         if len(sealed_index) != sealed_index_size(len(self._index)):
             raise ValueError("sealed index has the wrong length for this pack")
-        trailer = encode_trailer(Trailer(self.body_hash(), len(sealed_index)))
+        end = bytes([END_MARKER])
+        # The pack's own name is the SHA-256 of all of it: continue the body's running hash
+        # with the last few KiB instead of hashing the whole pack a second time.
+        whole = self._body_state()
+        whole.update(end)
+        trailer = encode_trailer(Trailer(whole.copy().digest(), len(sealed_index)))
+        whole.update(sealed_index)
+        whole.update(trailer)
+        self._pack_hash = whole.digest()
         self._done = True
-        return b"".join([*self._parts, bytes([END_MARKER]), sealed_index, trailer])
+        data = b"".join([*self._parts, end, sealed_index, trailer])
+        self._parts = []  # the joined copy replaces them (a pack may wait in an upload queue)
+        return data
+
+    def pack_hash(self) -> bytes:
+        """SHA-256 of the finished pack (its object name); only after :meth:`finish`."""
+        if self._pack_hash is None:
+            raise ValueError("the pack is not finished")
+        return self._pack_hash
 
 
 def encode(pack: Pack) -> bytes:
@@ -345,29 +229,17 @@ def encode(pack: Pack) -> bytes:
     return w.finish(pack.sealed_index)
 
 
-def _packable(r: Reader, code: int) -> ObjectType:
-    obj_type = object_type_from_code(code, "pack entry")
-    if obj_type not in PACKABLE_TYPES:
-        raise r.error(f"object type {obj_type.name} cannot be a pack entry")
-    return obj_type
-
-
-def _bounded_length(r: Reader, length: int) -> None:
-    if not MIN_SEALED <= length <= MAX_SEALED:
-        raise r.error(f"sealed length {length} is outside {MIN_SEALED}..{MAX_SEALED}")
-
-
 def _entry_head(r: Reader, code: int, count: int, seen: set[bytes]) -> tuple[ObjectType, bytes, int]:
     """Read an entry's id and length after its type ``code``, with every check but the remainder."""
     if count >= MAX_ENTRIES:
         raise r.error(f"more than {MAX_ENTRIES} entries")
-    obj_type = _packable(r, code)
+    obj_type = packable(r, code)
     object_id = r.take(OBJECT_ID_SIZE)
     if object_id in seen:
         raise r.error("object id appears twice")
     seen.add(object_id)
     length = r.u32()
-    _bounded_length(r, length)
+    bounded_length(r, length)
     return obj_type, object_id, length
 
 
@@ -388,6 +260,17 @@ def _tail(r: Reader, trailer_bytes: bytes, count: int, body_hash: bytes, what: s
 
 def decode(data: bytes, what: str = "pack") -> Pack:
     """Strictly decode a whole pack; the sealed index is returned unopened (``crypto.packs``)."""
+    return decode_hashed(data, what)[0]
+
+
+def decode_hashed(
+    data: bytes, what: str = "pack", *, body: tuple[int, bytes] | None = None
+) -> tuple[Pack, bytes]:
+    """:func:`decode`, and the SHA-256 of the body as read (the index's object id), computed once.
+
+    ``body`` is ``(end, SHA-256 of data[:end])`` when the caller already hashed the body of these
+    very bytes (``Repository.get_pack``); it is used only if ``end`` is where the entries end.
+    """
     if len(data) > MAX_PACK_SIZE:
         raise FormatError(f"{what} is corrupt: {len(data)} bytes exceeds the limit of {MAX_PACK_SIZE}")
     r = Reader(data, what)
@@ -400,11 +283,14 @@ def decode(data: bytes, what: str = "pack") -> Pack:
         entries.append(PackEntry(obj_type, object_id, r.take(length)))
     if not entries:
         raise r.error("a pack holds at least one entry")
-    body_hash = hashlib.sha256(memoryview(data)[: r.offset]).digest()
+    if body is not None and body[0] == r.offset:
+        body_hash = body[1]
+    else:
+        body_hash = hashlib.sha256(memoryview(data)[: r.offset]).digest()
     if r.remaining < TRAILER_SIZE:
         raise r.error("truncated trailer")
     sealed_index = _tail(r, bytes(data[-TRAILER_SIZE:]), len(entries), body_hash, what)
-    return Pack(backup_id=backup_id, entries=tuple(entries), sealed_index=sealed_index)
+    return Pack(backup_id=backup_id, entries=tuple(entries), sealed_index=sealed_index), body_hash
 
 
 def _read_exact(f: BinaryIO, n: int, what: str, offset: int) -> bytes:

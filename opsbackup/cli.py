@@ -32,8 +32,12 @@ COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("keys",), "keys_init"),
     (("keys",), "keys_publish"),
     (("keys",), "keys_add_host"),
+    (("keys",), "keys_revoke_host"),
     (("keys",), "keys_export"),
     (("keys",), "keys_import"),
+    (("keys",), "keys_rotate"),
+    (("keys",), "keys_add_recipient"),
+    (("keys",), "keys_remove_recipient"),
     (("host",), "host_init"),
     ((), "backup"),
     ((), "snapshots"),
@@ -46,6 +50,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     ((), "forget"),
     ((), "prune"),
     ((), "demo"),
+    ((), "benchmark"),
 )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "LocalIOError",
     "NonceLimitError",
     "NotFoundError",
+    "ObjectsMissingError",
     "OpsbackupError",
     "RollbackError",
     "ServerRefusedError",
@@ -68,6 +69,20 @@ class KeyringChangedError(ServerRefusedError):
     The keyring changed (a key rotation) after the client read it: fetch and verify the keyring
     again, wrap the keys to it and upload again. Exit code 21 when it reaches the user.
     """
+
+
+class ObjectsMissingError(NotFoundError):
+    """The server refused a manifest because objects it names are not stored (409, docs/api.md).
+
+    A prune swept a pack the backup reuses while it ran; nothing was published. ``missing`` is the
+    count the server reported. The backup engine turns it into its "vanished ... run the backup
+    again" error after dropping the vanished packs from its cache. Exit code 22 when it reaches
+    the user.
+    """
+
+    def __init__(self, message: str, missing: int) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 def exit_code_for(exc: BaseException) -> int:

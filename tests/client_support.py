@@ -29,7 +29,7 @@ from opsbackup.server.accounts import Scope, add_account, issue_credential
 from opsbackup.server.keyrings import store_keyring
 from tests.server._support import LiveServer, live_server
 
-__all__ = ["AccountKeys", "ClientEnv", "account_keys", "client_env"]
+__all__ = ["AccountKeys", "ClientEnv", "account_keys", "client_env", "env"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +100,10 @@ def client_env(root: Path, keys: AccountKeys) -> Iterator[ClientEnv]:
             scope: issue_credential(server.store, account, scope, f"{scope}-cred")[0] for scope in Scope
         }
         yield ClientEnv(server, keys, account.account_id, tokens, keyring, root)
+
+
+@pytest.fixture
+def env(tmp_path: Path, account_keys: AccountKeys) -> Iterator[ClientEnv]:
+    """A fresh :func:`client_env` per test (import it into a conftest to use it)."""
+    with client_env(tmp_path / "env", account_keys) as e:
+        yield e

@@ -117,9 +117,13 @@ class RunIndexRow:
     source: int  # sources.id
 
 
-def cache_path(cache_dir: Path, root_id: bytes, host: str) -> Path:
-    """The database of one account (by its pinned root key) and host."""
-    return cache_dir / f"cache-{root_id.hex()[:32]}-{host}.sqlite"
+def cache_path(cache_dir: Path, root_id: bytes, host: str, epoch: str) -> Path:
+    """The database of one account (by its pinned root key), dedup epoch and host.
+
+    ``epoch`` is :func:`crypto.dedup.epoch_tag` of the dedup secret: after a new dedup secret the
+    old epoch's cache (chunk ids of the old secret) is left alone and a new one is built.
+    """
+    return cache_dir / f"cache-{root_id.hex()[:32]}-{epoch}-{host}.sqlite"
 
 
 class _UnusableError(Exception):
@@ -136,13 +140,15 @@ class Cache:
         self._files: list[tuple[object, ...]] = []  # file rows waiting for one executemany
 
     @classmethod
-    def open(cls, cache_dir: Path, root_id: bytes, host: str, warn: Callable[[str], None]) -> Cache:
+    def open(
+        cls, cache_dir: Path, root_id: bytes, host: str, warn: Callable[[str], None], *, epoch: str
+    ) -> Cache:
         """Open (or create) the cache; a corrupt or foreign one is deleted and rebuilt, with a warning.
 
         Holds a lock for as long as the cache is open: a second run of the same host and account
         gets :class:`AlreadyRunningError`.
         """
-        path = cache_path(cache_dir, root_id, host)
+        path = cache_path(cache_dir, root_id, host, epoch)
         try:
             cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(cache_dir, 0o700)

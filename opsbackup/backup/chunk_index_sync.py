@@ -4,7 +4,9 @@
 fetches its chunk index (named and sized by the signed manifest; ``Repository.get_object``
 checks the hash), opens it with the dedup secret and inserts its sources, packs and chunks. A
 manifest that does not verify, or whose index does not open, is a warning: its chunks are simply
-not reused. :func:`check_packs` asks the server, in batches, which known packs still exist and
+not reused. A backup of another dedup epoch (its index sealed under another dedup secret, after
+the account started a new epoch) is skipped quietly and not fetched again: its chunk ids can never
+match this secret's. :func:`check_packs` asks the server, in batches, which known packs still exist and
 forgets the rest, so no backup references a pack that is gone.
 """
 
@@ -16,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from crypto.chunk_index import open_chunk_index
+from crypto.chunk_index import OtherDedupEpochError, open_chunk_index
 from formats.chunk_index import Segment
 from opsbackup.backup.cache import Cache
 from opsbackup.client.account import Account, VerifiedManifest
@@ -35,6 +37,7 @@ class SyncResult:
 
     manifests: int
     previous_hash: bytes | None
+    other_epoch: int = 0  # manifests skipped: their chunk index is of another dedup epoch
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[Future[R]]:
@@ -98,12 +101,16 @@ def sync_cache(
     listing = account.repo.list_manifests()
     synced = cache.synced_manifests()
     todo = [name for name in listing if name not in synced]
-    count = 0
+    count = other_epoch = 0
     for name, future in zip(
         todo, ordered_map(lambda n: _fetch(account, dedup_secret, n), todo, workers), strict=True
     ):
         try:
             verified, segments = future.result()
+        except OtherDedupEpochError:
+            verified = account.fetch_manifest(*name)
+            segments = ()
+            other_epoch += 1
         except OpsbackupError as exc:
             warn(f"manifest {name[0]}/{name[1]} was not used for deduplication: {exc}")
             continue
@@ -115,7 +122,9 @@ def sync_cache(
         cache.commit()
         count += 1
     own = [backup_id for h, backup_id in listing if h == host]
-    return SyncResult(manifests=count, previous_hash=cache.newest_manifest(host, own))
+    return SyncResult(
+        manifests=count, previous_hash=cache.newest_manifest(host, own), other_epoch=other_epoch
+    )
 
 
 def check_packs(cache: Cache, account: Account) -> int:

@@ -20,11 +20,11 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from crypto.dedup import ChunkIdKey, chunker_key
+from crypto.dedup import ChunkIdKey, chunker_key, epoch_tag
 from formats.backup_root import Source
 from formats.manifest import Statistics, StoredObject
 from formats.tree import Kind, Record
@@ -47,7 +47,7 @@ from opsbackup.chunking import Chunker, gear_table
 from opsbackup.client.account import Account
 from opsbackup.client.identity import HostIdentity
 from opsbackup.client.progress import NullProgress, Progress
-from opsbackup.errors import LocalIOError, NotFoundError, UsageError
+from opsbackup.errors import LocalIOError, NotFoundError, ObjectsMissingError, UsageError
 
 __all__ = ["run_backup"]
 
@@ -81,7 +81,9 @@ def run_backup(
     tune_malloc()
     warnings: list[str] = []
     keys = make_backup_keys()
-    cache = Cache.open(host.cache_dir, account.root_id, host.name, warnings.append)
+    cache = Cache.open(
+        host.cache_dir, account.root_id, host.name, warnings.append, epoch=epoch_tag(host.dedup_secret)
+    )
     run = _Run(account, host, request, keys, cache, tuning, hooks, progress or NullProgress(), warnings, now)
     try:
         result = run.execute(
@@ -184,21 +186,7 @@ class _Run:
         )
         stored = self._store(walker, workers)
         stats = stored.stats
-        self._check_still_present(stored.objects)
-        digest, chained_to = put_manifest(
-            account,
-            host,
-            keys,
-            time=backup_time,
-            previous=previous,
-            tree_root=stored.tree_root,
-            tree_root_pack=stored.tree_root_pack.name,
-            chunk_index=stored.chunk_index.name,
-            objects=stored.objects,
-            sources=stored.sources,
-            statistics=Statistics(files=stats.files, total_bytes=stats.total_bytes, added_bytes=stored.bytes),
-            tags=tags,
-        )
+        digest, chained_to = self._publish(stored, account, backup_time, previous, tags)
         cache.finish_run(self.own_source_id, host.name, keys.backup_id.hex(), backup_time, digest, chained_to)
         return BackupResult(
             backup_id=keys.backup_id.hex(),
@@ -216,23 +204,50 @@ class _Run:
             warnings=(),
         )
 
-    def _check_still_present(self, objects: Sequence[StoredObject]) -> None:
-        """Refuse to publish a manifest naming an object the server no longer has.
+    def _publish(
+        self,
+        stored: _Stored,
+        account: Account,
+        backup_time: int,
+        previous: bytes | None,
+        tags: tuple[str, ...],
+    ) -> tuple[bytes, bytes]:
+        """Sign and store the manifest; refuse to leave one naming an object the server lacks.
 
         A prune that ran while this backup did may have swept a pack the backup reuses from its
-        cache (docs/operations.md, "Prune"). Publishing would make a backup that cannot restore;
-        instead the cache forgets the vanished packs and the error asks for another run, which
-        uploads their chunks again. This narrows the race to the moment between this check and
-        the manifest upload; it does not close it.
+        cache (docs/operations.md, "Prune"). The server checks, in the manifest PUT itself, that
+        every object the manifest names is stored, and refuses it otherwise (409, nothing
+        stored): the check and the store happen in one request, so no client-side recheck is
+        made before it (it would cost the same HEAD requests again). On that refusal the cache
+        forgets the vanished packs and the error asks for another run, which uploads their
+        chunks again.
         """
-        names = [obj.name for obj in objects]
-        missing = set(names) - self.account.repo.present(names)
-        if missing:
+        stats = stored.stats
+        if self.hooks.before_manifest is not None:
+            self.hooks.before_manifest(tuple(obj.name for obj in stored.objects))
+        try:
+            return put_manifest(
+                account,
+                self.host,
+                self.keys,
+                time=backup_time,
+                previous=previous,
+                tree_root=stored.tree_root,
+                tree_root_pack=stored.tree_root_pack.name,
+                chunk_index=stored.chunk_index.name,
+                objects=stored.objects,
+                sources=stored.sources,
+                statistics=Statistics(
+                    files=stats.files, total_bytes=stats.total_bytes, added_bytes=stored.bytes
+                ),
+                tags=tags,
+            )
+        except ObjectsMissingError as exc:
             check_packs(self.cache, self.account)
             raise NotFoundError(
-                f"{len(missing)} objects this backup needs vanished from the server while it ran "
+                f"{exc.missing} objects this backup needs vanished from the server while it ran "
                 "(a prune?); nothing was published: run the backup again"
-            )
+            ) from None
 
     def _store(self, walker: Walker, workers: int) -> _Stored:
         """Walk and upload everything but the manifest; on failure, record the packs that made it."""

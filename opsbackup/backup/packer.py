@@ -1,7 +1,7 @@
 """Packs: sealed objects gathered into packs of a target size and uploaded on a bounded thread pool.
 
-* :class:`Uploader` PUTs finished packs in parallel (the SHA-256 name is computed on the upload
-  thread) with at most ``workers + 1`` packs in memory; completions are handled on the main
+* :class:`Uploader` PUTs packs in parallel (a data pack is finished, hashed and named on the
+  upload thread) with at most ``workers + 1`` packs in memory; completions are handled on the main
   thread, in order, by a callback (which records data packs in the cache at once).
 * :class:`PackRegistry` numbers every pack this run references (reused from the cache, or its
   own) with a per-run slot number; the backup root's pack table is built from it at the end.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from crypto.aead import SealingKey
-from crypto.packs import finish_pack
+from crypto.packs import finish_pack_named
 from crypto.primitives import sha256
 from formats.pack import ENTRY_HEADER_SIZE, INDEX_ENTRY_SIZE, PackWriter
 from formats.sealed import ObjectType
@@ -54,6 +54,12 @@ def _upload(repo: Repository, data: bytes) -> tuple[bytes, bool]:
     return name, repo.put_object(data, name)
 
 
+def _finish_and_upload(repo: Repository, writer: PackWriter, key: SealingKey) -> tuple[bytes, bool]:
+    """Seal the index, join the pack and PUT it, on an upload thread (one hash pass: the writer's)."""
+    data, name = finish_pack_named(writer, key)
+    return name, repo.put_object(data, name)
+
+
 class Uploader:
     """Uploads objects on ``workers`` threads; ``on_done(tag, name, size, created)`` runs on the caller."""
 
@@ -72,6 +78,14 @@ class Uploader:
         while len(self._pending) > self._workers:
             self._complete_one()
         self._pending.append((self._pool.submit(_upload, self._repo, data), len(data), tag, on_done))
+
+    def submit_pack(self, writer: PackWriter, key: SealingKey, tag: object, on_done: OnDone) -> None:
+        """:meth:`submit` for a pack still to be finished: hashing, sealing its index and joining
+        it run on the upload thread, not on the caller's (the engine's main thread)."""
+        while len(self._pending) > self._workers:
+            self._complete_one()
+        future = self._pool.submit(_finish_and_upload, self._repo, writer, key)
+        self._pending.append((future, writer.final_size, tag, on_done))
 
     def upload(self, data: bytes) -> bytes:
         """Upload one object now (after the queued ones) and return its name."""
@@ -221,8 +235,7 @@ class DataPacker:
         writer, self._writer = self._writer, None
         if writer is None or not writer.entry_count:
             return
-        data = finish_pack(writer, self._key)
-        self._uploader.submit(data, self._registry.slots[self._slot], self._done)
+        self._uploader.submit_pack(writer, self._key, self._registry.slots[self._slot], self._done)
 
     def _done(self, tag: object, name: bytes, size: int, created: bool) -> None:
         assert isinstance(tag, Slot)

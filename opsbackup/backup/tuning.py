@@ -45,6 +45,7 @@ class Hooks:
     before_open: Callable[[bytes], None] | None = None  # absolute path of a file about to be read
     after_block: Callable[[bytes, int], None] | None = None  # a file's path, bytes read so far
     after_pack_upload: Callable[[bytes, bool], None] | None = None  # data pack name, created?
+    before_manifest: Callable[[tuple[bytes, ...]], None] | None = None  # names the manifest lists
 
 
 _tuning = Tuning()

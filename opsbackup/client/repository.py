@@ -13,13 +13,17 @@ import re
 from collections.abc import Iterable
 from typing import IO
 
+import requests
+
 from crypto.primitives import ct_equal
+from formats import pack
 from opsbackup.client.transport import Transport
 from opsbackup.errors import (
     FormatError,
     IntegrityError,
     KeyringChangedError,
     NotFoundError,
+    ObjectsMissingError,
     ServerRefusedError,
 )
 
@@ -56,8 +60,39 @@ class Repository:
         Raises :class:`IntegrityError` (naming ``what``) when the server sends other bytes, a
         truncated or an extended object, and :class:`NotFoundError` when it is missing.
         """
+        data = self._download(name, size, what)
+        self._check(name, size, what, len(data), hashlib.sha256(data).digest())
+        return data
+
+    def get_pack(
+        self, name: bytes, *, size: int, what: str = "pack"
+    ) -> tuple[bytes, tuple[int, bytes] | None]:
+        """:meth:`get_object` for a pack, and ``(body end, SHA-256 of the body)`` from the same pass.
+
+        A pack's body (everything before its sealed index) is a prefix of the pack, so one SHA-256
+        pass yields both the body hash that opens its index and, continued, the pack's own name.
+        The second value is None when the trailer does not parse (opening the pack then fails).
+        """
+        data = self._download(name, size, what)
+        view = memoryview(data)
+        body_end = _pack_body_end(data)
+        digest = hashlib.sha256(view[: body_end or 0])
+        body = None if body_end is None else (body_end, digest.copy().digest())
+        digest.update(view[body_end or 0 :])
+        self._check(name, size, what, len(data), digest.digest())
+        return data, body
+
+    @staticmethod
+    def _check(name: bytes, size: int, what: str, received: int, digest: bytes) -> None:
+        if received != size or not ct_equal(digest, name):
+            raise IntegrityError(
+                f"{what} {name.hex()[:16]} does not match the hash the manifest signs "
+                f"({received} of {size} bytes received); the server's copy was altered or truncated"
+            )
+
+    def _download(self, name: bytes, size: int, what: str) -> bytes:
+        """The object's bytes as sent, at most ``size`` (hashing is the caller's)."""
         pieces: list[bytes] = []
-        digest = hashlib.sha256()
         received = 0
         try:
             for piece in self.transport.stream(f"/v1/objects/{name.hex()}"):
@@ -67,16 +102,10 @@ class Repository:
                         f"{what} {name.hex()[:16]} is longer than the {size} bytes the manifest signs; "
                         "the server's copy was altered"
                     )
-                digest.update(piece)
                 pieces.append(piece)
         except NotFoundError:
             raise NotFoundError(f"{what} {name.hex()[:16]} is missing from the server") from None
-        if received != size or not ct_equal(digest.digest(), name):
-            raise IntegrityError(
-                f"{what} {name.hex()[:16]} does not match the hash the manifest signs "
-                f"({received} of {size} bytes received); the server's copy was altered or truncated"
-            )
-        return b"".join(pieces)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def present(self, names: Iterable[bytes]) -> set[bytes]:
         """Which of ``names`` the account already has (batched queries)."""
@@ -106,13 +135,26 @@ class Repository:
         return self.transport.get_bytes(f"/v1/manifests/{host}/{backup_id}", max_size=MAX_MANIFEST)
 
     def put_manifest(self, host: str, backup_id: str, signed_manifest: bytes) -> None:
-        self.transport.request(
+        """Store a signed manifest (create-only; an identical one already stored is fine).
+
+        Raises :class:`ObjectsMissingError` when the server refuses it because objects it names
+        are not stored (nothing was stored) and :class:`ServerRefusedError` for any other refusal.
+        """
+        path = f"/v1/manifests/{host}/{backup_id}"
+        response = self.transport.request(
             "PUT",
-            f"/v1/manifests/{host}/{backup_id}",
+            path,
             body=signed_manifest,
             headers={"Content-Type": "application/octet-stream"},
-            expected=(200, 201),
+            expected=(200, 201, 409),
         )
+        if response.status_code != 409:
+            return
+        message = _error_line(response)
+        count = response.headers.get(_MISSING_OBJECTS, "")
+        if count.isdigit():
+            raise ObjectsMissingError(f"the server refused PUT {path}: 409 {message}", int(count))
+        raise ServerRefusedError(f"the server refused PUT {path}: 409 {message}")
 
     # Keyring -----------------------------------------------------------------------------------
 
@@ -209,9 +251,29 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _BACKUP_ID = re.compile(r"[0-9a-f]{32}")
 #: The header of the server's "re-wrap" 409 (docs/api.md, "Key envelopes").
 _KEYRING_VERSION = "X-Opsbackup-Keyring-Version"
+#: The header of the server's "objects missing" 409 (docs/api.md, manifest PUT).
+_MISSING_OBJECTS = "X-Opsbackup-Missing-Objects"
 #: The server's key envelope size limit (docs/api.md).
 MAX_ENVELOPE = 4 << 20
 
 
+def _error_line(response: requests.Response) -> str:
+    """The server's one-line ``{"error": ...}`` of a refusal, cleaned of control characters."""
+    try:
+        message = str(response.json().get("error", ""))
+    except (ValueError, AttributeError):
+        message = ""
+    return _CONTROL.sub(" ", message).strip()[:300]
+
+
 def _json(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _pack_body_end(data: bytes) -> int | None:
+    """Where a pack's sealed index starts, from its trailer; None if the trailer does not parse."""
+    try:
+        trailer = pack.decode_trailer(data[-pack.TRAILER_SIZE :])
+        return trailer.index_range(len(data))[0]
+    except FormatError:
+        return None

@@ -24,7 +24,7 @@ import click
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from crypto.keyfile import PrivateKey, load_key, load_public
-from crypto.primitives import ct_equal, public_key_der
+from crypto.primitives import ct_equal, public_key_der, public_key_id
 from formats import keyfile as keyfile_format
 from formats.roles import Role
 from opsbackup.client.account import Account, open_account
@@ -57,6 +57,7 @@ __all__ = [
     "ClientSetup",
     "CompletedWithWarnings",
     "account_for",
+    "check_key_root",
     "config_option",
     "connect",
     "emit_json",
@@ -203,8 +204,13 @@ def connect(server: ServerSettings, *, workers: int = 8) -> Repository:
     return Repository(Transport(server.url, server.ca_file, token, workers=workers))
 
 
-def pinned_root(setup: ClientSetup, key: PrivateKey | None) -> rsa.RSAPublicKey:
-    """The root public key to verify the keyring with: the config's, else the key file's."""
+def pinned_root(setup: ClientSetup, key: PrivateKey | None, *, handover: bool = False) -> rsa.RSAPublicKey:
+    """The root public key to verify the keyring with: the config's, else the key file's.
+
+    A key file must name the configured root; with ``handover``, a key file naming another root
+    is let through here and checked by :func:`check_key_root` once the keyring is verified (after
+    a root rotation the admin's key files name the new root while configs may pin the old one).
+    """
     account = setup.config.account if setup.config else None
     if account is None:
         if key is None:
@@ -213,21 +219,45 @@ def pinned_root(setup: ClientSetup, key: PrivateKey | None) -> rsa.RSAPublicKey:
             )
         return key.root_public_key
     root = account.root_public_key
-    if key is not None and not ct_equal(public_key_der(key.root_public_key), public_key_der(root)):
-        raise WrongKeyError(
-            f"the key file belongs to the account with root {root_fingerprint(key.root_public_key)[:16]}, "
-            f"not to the configured root {root_fingerprint(root)[:16]}"
-        )
+    if key is not None and not handover and not _same_key(key.root_public_key, root):
+        raise _other_account(key, root)
     return root
+
+
+def _same_key(a: rsa.RSAPublicKey, b: rsa.RSAPublicKey) -> bool:
+    return ct_equal(public_key_der(a), public_key_der(b))
+
+
+def _other_account(key: PrivateKey, root: rsa.RSAPublicKey) -> WrongKeyError:
+    return WrongKeyError(
+        f"the key file belongs to the account with root {root_fingerprint(key.root_public_key)[:16]}, "
+        f"not to the configured root {root_fingerprint(root)[:16]}"
+    )
+
+
+def check_key_root(account: Account, key: PrivateKey) -> None:
+    """The key file must name the pinned root or a root the verified keyring lists (the roots the
+    handover chain passed through, and the active one): otherwise it is another account's key."""
+    named = public_key_id(key.root_public_key)
+    roots = {e.key_id for e in account.keyring.entries if e.role is Role.ROOT}
+    if named != account.root_id and named not in roots:
+        raise _other_account(key, account.root_public_key)
 
 
 @contextlib.contextmanager
 def account_for(setup: ClientSetup, key: PrivateKey | None = None, *, workers: int = 8) -> Iterator[Account]:
-    """The verified account (keyring checked against the pinned root); closes the connection after."""
-    root = pinned_root(setup, key)
+    """The verified account (keyring checked against the pinned root); closes the connection after.
+
+    A ``key`` naming a root other than the pinned one is accepted when the verified keyring lists
+    that root (a root handover since the pin was set), refused otherwise.
+    """
+    root = pinned_root(setup, key, handover=True)
     repo = connect(setup.need_server(), workers=workers)
     try:
-        yield open_account(repo, root, setup.state())
+        account = open_account(repo, root, setup.state())
+        if key is not None:
+            check_key_root(account, key)
+        yield account
     finally:
         repo.close()
 

@@ -18,14 +18,13 @@ import zstandard
 
 from crypto.aead import SealingKey
 from crypto.dedup import ChunkIdKey
-from crypto.packs import open_entry
+from crypto.packs import open_entry, open_pack
 from formats.backup_root import BackupRoot, PackKind
 from formats.pack import PackEntry
 from formats.sealed import Compression, ObjectType, decode_chunk_payload
 from opsbackup.client.repository import Repository
 from opsbackup.errors import FormatError, IntegrityError
 from opsbackup.restore.keys import DataKeys
-from opsbackup.restore.tree_reader import fetch_pack
 
 __all__ = ["DataPack", "decompress", "fetch_data_pack"]
 
@@ -87,5 +86,14 @@ def fetch_data_pack(
         raise FormatError(f"pack {ref.name.hex()[:16]} holds tree nodes, not chunks")
     source = root.sources[ref.source]
     key = keys.get(ref.source)
-    entries = fetch_pack(repo, ref.name, sizes[ref.name], key, source.backup_id, "data pack")
+    what = "data pack"
+    # One SHA-256 pass checks the pack's name and yields its body hash (``Repository.get_pack``).
+    data, body = repo.get_pack(ref.name, size=sizes[ref.name], what=what)
+    try:
+        opened = open_pack(data, key, backup_id=source.backup_id, body=body)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{what} {ref.name.hex()[:16]} does not open: {exc}") from None
+    except FormatError as exc:
+        raise FormatError(f"{what} {ref.name.hex()[:16]}: {exc}") from None
+    entries = {entry.object_id: entry for entry in opened.pack.entries}
     return DataPack(index, ref.name, entries, key, source.backup_id)

@@ -182,8 +182,9 @@ OPENAPI: dict[str, Any] = {
                 {
                     "400": "invalid host or backup id, not a signed manifest, or a bad signature",
                     "403": "scope not allowed, or signer is not a current host key",
-                    "409": "another manifest exists under this id, the account has no keyring, or the key "
-                    "envelope of the backup or of one of its sources is not stored (upload it first)",
+                    "409": "another manifest exists under this id, the account has no keyring, objects the "
+                    "manifest names are not stored (X-Opsbackup-Missing-Objects), or the key envelope of "
+                    "the backup or of one of its sources is not stored (upload it first)",
                     "413": "manifest too large",
                 },
                 body=_BYTES,

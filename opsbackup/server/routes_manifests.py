@@ -1,5 +1,16 @@
 """Manifests: create-only upload (signature checked against the keyring's host keys, key envelopes
-present), list, fetch."""
+and every named object present), list, fetch.
+
+Order of the checks of a PUT (docs/api.md): credential and scope, path, size; the signature
+(before the body is parsed), the body against the URL and the account; then that every object
+the manifest names is stored; then the key envelopes; only then the create-only store. The
+presence check reads the shared storage during the request (no per-instance state), so a
+manifest naming an object a prune has already swept is refused (409 with
+``X-Opsbackup-Missing-Objects``) instead of being stored unrestorable. It comes before the
+envelope check because a sweep that deletes a source's envelope deletes that source's
+unreferenced packs in the same request: the client must hear "objects missing, run again", not
+"upload the envelope first".
+"""
 
 from __future__ import annotations
 
@@ -12,6 +23,7 @@ from starlette.routing import Route
 
 from crypto.manifest_check import verify_manifest
 from formats.errors import FormatError, IntegrityError, NotFoundError, WrongKeyError
+from formats.manifest import Manifest
 from formats.roles import Role
 from opsbackup.server.accounts import Account, Scope
 from opsbackup.server.common import (
@@ -19,6 +31,7 @@ from opsbackup.server.common import (
     check_backup_id,
     check_host,
     manifest_key,
+    object_key,
     read_limited,
     require,
     settings,
@@ -29,6 +42,9 @@ from opsbackup.storage.base import ObjectStore
 
 __all__ = ["routes"]
 
+#: The header of the "objects missing" 409: how many named objects are not stored.
+MISSING_HEADER = "X-Opsbackup-Missing-Objects"
+_SHOWN = 3  # missing names quoted in the error line
 _READERS = (Scope.HOST, Scope.RESTORE, Scope.ADMIN)
 _WRITERS = (Scope.HOST, Scope.ADMIN)
 
@@ -40,12 +56,8 @@ def _path_ids(request: Request) -> tuple[str, str]:
     return check_host(parts[0]), check_backup_id(parts[1])
 
 
-def _check_signed(store: ObjectStore, account: Account, data: bytes, host: str, backup_id: str) -> None:
-    """Verify first, then decode; then the manifest must be the one its URL names, and readable.
-
-    Readable: the key envelope of the backup itself and of every source it reuses packs of is
-    stored (a backup must never be stored unreadable; the host uploads its envelope first).
-    """
+def _check_signed(store: ObjectStore, account: Account, data: bytes, host: str, backup_id: str) -> Manifest:
+    """Verify first, then decode; then the manifest must be the one its URL names."""
     keyring = load_keyring(store, account)
     if keyring is None:
         raise ApiError(409, "the account has no keyring yet: upload it first (PUT /v1/keyring)")
@@ -63,6 +75,13 @@ def _check_signed(store: ObjectStore, account: Account, data: bytes, host: str, 
         raise ApiError(400, "manifest host or backup id does not match the URL")
     if body.account_id != account.account_id:
         raise ApiError(400, "manifest belongs to another account")
+    return body
+
+
+def _check_envelopes(store: ObjectStore, account: Account, body: Manifest) -> None:
+    """The manifest must be readable: the key envelope of the backup itself and of every source it
+    reuses packs of is stored (a backup is never stored unreadable; the host uploads its envelope
+    first)."""
     for needed in (body.backup_id, *body.sources):
         if not envelope_exists(store, account, needed):
             raise ApiError(
@@ -72,22 +91,50 @@ def _check_signed(store: ObjectStore, account: Account, data: bytes, host: str, 
             )
 
 
+def _missing_objects(store: ObjectStore, account: Account, body: Manifest) -> list[str]:
+    """The names (hex, sorted) of the objects ``body`` lists that the account's storage lacks."""
+    names = sorted({obj.name.hex() for obj in body.objects})
+    keys = {object_key(account, name): name for name in names}
+    found = store.exists_many(keys)
+    return [name for key, name in keys.items() if key not in found]
+
+
+def _missing_error(missing: list[str]) -> ApiError:
+    shown = ", ".join(missing[:_SHOWN]) + (", ..." if len(missing) > _SHOWN else "")
+    return ApiError(
+        409,
+        f"{len(missing)} objects the manifest names are not stored ({shown}); nothing was stored: "
+        "upload them again (a prune may have swept them)",
+        {MISSING_HEADER: str(len(missing))},
+    )
+
+
 async def put_manifest(request: Request) -> Response:
     _, account = await require(request, *_WRITERS)
     host, backup_id = _path_ids(request)
     s = settings(request)
     data = await read_limited(request, s.max_manifest_size, "manifest")
-    await run_in_threadpool(_check_signed, s.store, account, data, host, backup_id)
+    body = await run_in_threadpool(_check_signed, s.store, account, data, host, backup_id)
     key = manifest_key(account, host, backup_id)
 
-    def store_it() -> bool:
-        if s.store.put(key, io.BytesIO(data), overwrite=False):
-            return True
+    def same_as_stored() -> bool:
         if s.store.read(key) != data:
             raise ApiError(
                 409, "this manifest already exists with other content; manifests are never replaced"
             )
         return False
+
+    def store_it() -> bool:
+        missing = _missing_objects(s.store, account, body)
+        if missing:
+            try:  # a retry of a manifest stored earlier is answered as before: it is published
+                return same_as_stored()
+            except NotFoundError:
+                raise _missing_error(missing) from None
+        _check_envelopes(s.store, account, body)
+        if s.store.put(key, io.BytesIO(data), overwrite=False):
+            return True
+        return same_as_stored()
 
     created = await run_in_threadpool(store_it)
     return JSONResponse(

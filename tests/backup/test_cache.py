@@ -13,6 +13,7 @@ from opsbackup.backup.cache import Cache, cache_path
 from opsbackup.errors import AlreadyRunningError, LocalIOError
 
 ROOT_ID = bytes(range(32))
+EPOCH = "0a1b2c3d"
 
 
 def fake_stat(ino: int, dev: int, size: int, mtime_ns: int, ctime_ns: int) -> os.stat_result:
@@ -21,26 +22,26 @@ def fake_stat(ino: int, dev: int, size: int, mtime_ns: int, ctime_ns: int) -> os
 
 
 def test_a_second_run_of_the_same_host_is_refused_while_the_first_holds_the_cache(tmp_path: Path) -> None:
-    first = Cache.open(tmp_path, ROOT_ID, "web1", print)
+    first = Cache.open(tmp_path, ROOT_ID, "web1", print, epoch=EPOCH)
     try:
         with pytest.raises(AlreadyRunningError, match="web1"):
-            Cache.open(tmp_path, ROOT_ID, "web1", print)
-        other = Cache.open(tmp_path, ROOT_ID, "web2", print)  # another host has its own cache
+            Cache.open(tmp_path, ROOT_ID, "web1", print, epoch=EPOCH)
+        other = Cache.open(tmp_path, ROOT_ID, "web2", print, epoch=EPOCH)  # another host has its own cache
         other.close()
     finally:
         first.close()
-    Cache.open(tmp_path, ROOT_ID, "web1", print).close()  # released on close
+    Cache.open(tmp_path, ROOT_ID, "web1", print, epoch=EPOCH).close()  # released on close
 
 
 def test_a_cache_of_another_schema_version_is_rebuilt_with_a_warning(tmp_path: Path) -> None:
-    path = cache_path(tmp_path, ROOT_ID, "web1")
+    path = cache_path(tmp_path, ROOT_ID, "web1", EPOCH)
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE foreign_table(x)")
     conn.execute("PRAGMA user_version=99")
     conn.commit()
     conn.close()
     warnings: list[str] = []
-    cache = Cache.open(tmp_path, ROOT_ID, "web1", warnings.append)
+    cache = Cache.open(tmp_path, ROOT_ID, "web1", warnings.append, epoch=EPOCH)
     try:
         assert len(warnings) == 1
         assert "schema version 99" in warnings[0]
@@ -51,7 +52,7 @@ def test_a_cache_of_another_schema_version_is_rebuilt_with_a_warning(tmp_path: P
 
 def test_file_fingerprints_keep_u64_device_and_inode_numbers(tmp_path: Path) -> None:
     st = fake_stat(ino=(1 << 64) - 5, dev=(1 << 63) + 7, size=10, mtime_ns=-1_000, ctime_ns=2_000)
-    cache = Cache.open(tmp_path, ROOT_ID, "web1", print)
+    cache = Cache.open(tmp_path, ROOT_ID, "web1", print, epoch=EPOCH)
     try:
         cache.put_file(b"a/b", st, 10, b"\x01" * 36)
         cache.commit()
@@ -63,18 +64,18 @@ def test_file_fingerprints_keep_u64_device_and_inode_numbers(tmp_path: Path) -> 
         assert not cache.file_matches(row, fake_stat((1 << 64) - 5, (1 << 63) + 7, 10, -1_000, 2_001))
     finally:
         cache.close()
-    assert stat.S_IMODE(cache_path(tmp_path, ROOT_ID, "web1").stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache_path(tmp_path, ROOT_ID, "web1", EPOCH).stat().st_mode) == 0o600
 
 
 def test_an_unusable_cache_directory_is_a_local_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")
     with pytest.raises(LocalIOError, match="cache directory"):
-        Cache.open(blocker / "cache", ROOT_ID, "web1", print)
+        Cache.open(blocker / "cache", ROOT_ID, "web1", print, epoch=EPOCH)
 
 
 def test_the_newest_manifest_of_a_host_is_found_by_time_then_by_chain(tmp_path: Path) -> None:
-    cache = Cache.open(tmp_path, ROOT_ID, "web1", print)
+    cache = Cache.open(tmp_path, ROOT_ID, "web1", print, epoch=EPOCH)
     try:
         a, b, c, old = (bytes([n]) * 32 for n in (1, 2, 3, 4))
         # Three backups in the same second, chained a <- b <- c (hashes chosen so c sorts first).

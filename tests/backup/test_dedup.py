@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from crypto.dedup import epoch_tag
 from opsbackup.backup.cache import cache_path
 from opsbackup.backup.tuning import Hooks
 from opsbackup.errors import NotFoundError
@@ -17,17 +17,11 @@ from opsbackup.server.accounts import Scope
 from tests.backup.reader import open_backup
 from tests.backup.support import backup, object_names, small
 from tests.backup.trees import make_tree
-from tests.client_support import AccountKeys, ClientEnv, client_env
+from tests.client_support import ClientEnv
 
 
 class InjectedFaultError(Exception):
     """Raised by a fault-injection hook to interrupt a run at a chosen point."""
-
-
-@pytest.fixture
-def env(tmp_path: Path, account_keys: AccountKeys) -> Iterator[ClientEnv]:
-    with client_env(tmp_path / "env", account_keys) as e:
-        yield e
 
 
 class Opens:
@@ -121,7 +115,9 @@ def test_a_corrupt_cache_is_a_warning_and_is_rebuilt(env: ClientEnv, tmp_path: P
     src = make_tree(tmp_path)
     with small():
         backup(env, src)
-        db = cache_path(env.root / "cache" / "web1", env.account().root_id, "web1")
+        db = cache_path(
+            env.root / "cache" / "web1", env.account().root_id, "web1", epoch_tag(env.keys.dedup_secret)
+        )
         assert db.exists()
         assert db.stat().st_mode & 0o777 == 0o600
         assert (env.root / "cache" / "web1").stat().st_mode & 0o777 == 0o700

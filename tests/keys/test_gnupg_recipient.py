@@ -26,7 +26,7 @@ from opsbackup.restore import list_snapshots, open_snapshot, restore
 from opsbackup.server.accounts import Scope
 from opsbackup.setup.rewrap import rewrap_all
 from tests.backup.support import backup, small
-from tests.client_support import AccountKeys, ClientEnv, client_env
+from tests.client_support import ClientEnv
 from tests.gpg_support import PASSPHRASE, Home, drop_home, make_home
 
 
@@ -45,12 +45,6 @@ def homes() -> Iterator[tuple[Home, str, Home, str]]:
     finally:
         drop_home(admin)
         drop_home(stranger)
-
-
-@pytest.fixture
-def env(tmp_path: Path, account_keys: AccountKeys) -> Iterator[ClientEnv]:
-    with client_env(tmp_path / "env", account_keys) as e:
-        yield e
 
 
 def add_openpgp_recipient(env: ClientEnv, public: bytes) -> None:

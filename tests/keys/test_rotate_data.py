@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,13 @@ from opsbackup.setup.admin import KEY_FILE_NAMES
 from opsbackup.setup.rewrap import RewrapReport
 from opsbackup.setup.rotate_recipients import next_key_path, rotate
 from tests.backup.support import backup, small
-from tests.client_support import AccountKeys, ClientEnv, client_env
+from tests.client_support import ClientEnv
 
 PASSPHRASE = "correct horse battery staple"
 
 
 class KilledError(Exception):
     """Stands for SIGKILL at a step boundary (a named fake: the real signal would end pytest)."""
-
-
-@pytest.fixture
-def env(tmp_path: Path, account_keys: AccountKeys) -> Iterator[ClientEnv]:
-    with client_env(tmp_path / "env", account_keys) as e:
-        yield e
 
 
 def keys_dir(env: ClientEnv, path: Path) -> Path:

@@ -24,6 +24,7 @@ from formats.roles import Role
 from formats.tree import ChunkRef, Kind, Record
 from opsbackup.errors import FormatError, IntegrityError, NotFoundError, OpsbackupError
 from opsbackup.restore import list_snapshots, open_snapshot, restore
+from opsbackup.server.accounts import Scope
 from tests.client_support import ClientEnv
 from tests.restore._build import Builder, Built, Entry, dir_, envelope_key, file, hardlink, symlink, tamper
 from tests.restore._support import reader, target_state, tree_state
@@ -210,8 +211,15 @@ def test_root_names_a_pack_the_manifest_does_not_sign(env: ClientEnv, tmp_path: 
 
 
 def test_manifest_signs_an_object_the_root_does_not_name(env: ClientEnv, tmp_path: Path) -> None:
+    extra = b"an object the backup root does not name"
+    assert env.server.call(
+        "PUT", f"/v1/objects/{hashlib.sha256(extra).hexdigest()}", env.tokens[Scope.HOST], data=extra
+    ).ok
+
     def add(m: Manifest) -> Manifest:
-        objects = sorted([*m.objects, StoredObject(b"\xfe" * 32, 10)], key=lambda o: o.name)
+        objects = sorted(
+            [*m.objects, StoredObject(hashlib.sha256(extra).digest(), len(extra))], key=lambda o: o.name
+        )
         return dataclasses.replace(m, objects=tuple(objects))
 
     hostile(

@@ -95,6 +95,8 @@ def test_manifests_are_host_signed_and_create_only(
     # This account has no data or browse key, so no real envelope can exist: store a stand-in
     # (a named fake) where the server looks for the backup's envelope.
     server.store.put(f"accounts/{acct.hex()}/envelopes/{'11' * 16}/{0:020d}", io.BytesIO(b"e"))
+    for payload in (b"first", b"chunk index"):  # the server stores only manifests whose objects it holds
+        assert server.call("PUT", f"/v1/objects/{sha256(payload).hex()}", host, data=payload).ok
     m1 = _manifest(rsa3072_other, b"first", account_id=acct)
     assert server.call("PUT", path, host, data=m1).status_code == 201
     assert server.call("PUT", path, host, data=m1).status_code == 200

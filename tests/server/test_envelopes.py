@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from crypto.envelope import envelope_body, wrap_backup_keys
 from crypto.keyring import Keyring, next_keyring_body, open_keyring
-from crypto.primitives import random_bytes
+from crypto.primitives import random_bytes, sha256
 from crypto.private import sign_object
 from crypto.wrap import wrap_to_recipients
 from formats import manifest, wrapped_key
@@ -276,6 +276,11 @@ def _signed_manifest(env: ClientEnv, bid: bytes, sources: tuple[bytes, ...] = ()
 
 
 def test_a_manifest_needs_its_envelope_and_its_sources_envelopes(env: ClientEnv) -> None:
+    for payload in (b"pack", b"chunk index"):  # the objects a sample manifest names
+        r = env.server.call(
+            "PUT", f"/v1/objects/{sha256(payload).hex()}", env.tokens[Scope.HOST], data=payload
+        )
+        assert r.ok, r.text
     bid, source = random_bytes(16), random_bytes(16)
     data = _signed_manifest(env, bid, (source,))
     url = f"/v1/manifests/web1/{bid.hex()}"
