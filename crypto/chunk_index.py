@@ -21,11 +21,11 @@ from crypto.aead import SealingKey
 from crypto.primitives import KEY_SIZE, ct_equal, hkdf_sha256
 from formats import chunk_index as fmt
 from formats.backup_root import Source
-from formats.errors import FormatError, IntegrityError, WrongKeyError
+from formats.errors import FormatError, IntegrityError
 from formats.sealed import COMMITMENT_SIZE, MAX_PLAINTEXT, NONCE_SIZE, ObjectType
 
 __all__ = [
-    "OtherDedupEpochError",
+    "of_other_epoch",
     "CHUNK_INDEX_LABEL",
     "chunk_index_key",
     "open_chunk_index",
@@ -69,12 +69,19 @@ def seal_chunk_index(segments: Sequence[fmt.Segment], *, dedup_secret: bytes, ba
     return fmt.encode_object(fmt.ChunkIndexObject(backup_id=backup_id, sealed_segments=sealed))
 
 
-class OtherDedupEpochError(WrongKeyError):
-    """The chunk index is sealed under a key of another dedup secret: a backup of an older epoch.
+def of_other_epoch(data: bytes, *, dedup_secret: bytes) -> bool:
+    """Whether a chunk index that did not open was sealed under another dedup secret's key.
 
-    Its chunk ids are keyed by that other secret, so they can never match this host's: a host
-    skips such a backup for deduplication (it is not an error; docs/keys.md, "dedup epoch").
+    True when its first segment carries the key commitment of another key: a backup of another
+    dedup epoch (docs/keys.md), whose chunk ids can never match this secret's, so a host skips it
+    quietly. Only a hint for that choice: :func:`open_chunk_index` is what authenticates.
     """
+    try:
+        first = fmt.decode_object(data).sealed_segments[0]
+    except FormatError:
+        return False
+    commitment = first[NONCE_SIZE : NONCE_SIZE + COMMITMENT_SIZE]
+    return not ct_equal(commitment, chunk_index_key(dedup_secret).commitment)
 
 
 def open_chunk_index(data: bytes, *, dedup_secret: bytes, backup_id: bytes) -> tuple[fmt.Segment, ...]:
@@ -88,11 +95,6 @@ def open_chunk_index(data: bytes, *, dedup_secret: bytes, backup_id: bytes) -> t
     if len(backup_id) != fmt.BACKUP_ID_SIZE or not ct_equal(obj.backup_id, backup_id):
         raise IntegrityError("the chunk index belongs to another backup than its manifest names")
     key = chunk_index_key(dedup_secret)
-    first = obj.sealed_segments[0]
-    if not ct_equal(first[NONCE_SIZE : NONCE_SIZE + COMMITMENT_SIZE], key.commitment):
-        raise OtherDedupEpochError(
-            "the chunk index was sealed under another dedup secret (a backup of another dedup epoch)"
-        )
     plaintexts: list[bytes] = []
     for i, sealed in enumerate(obj.sealed_segments):
         try:

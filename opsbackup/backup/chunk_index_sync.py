@@ -18,12 +18,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from crypto.chunk_index import OtherDedupEpochError, open_chunk_index
+from crypto.chunk_index import of_other_epoch, open_chunk_index
 from formats.chunk_index import Segment
 from opsbackup.backup.cache import Cache
 from opsbackup.client.account import Account, VerifiedManifest
 from opsbackup.client.repository import QUERY_BATCH
-from opsbackup.errors import OpsbackupError
+from opsbackup.errors import IntegrityError, OpsbackupError
 
 __all__ = ["SyncResult", "check_packs", "ordered_map", "sync_cache"]
 
@@ -58,7 +58,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
 
 def _fetch(
     account: Account, secret: bytes, name: tuple[str, str]
-) -> tuple[VerifiedManifest, tuple[Segment, ...]]:
+) -> tuple[VerifiedManifest, tuple[Segment, ...] | None]:
+    """The verified manifest and its opened chunk index; ``None`` for an index of another epoch."""
     host, backup_id = name
     verified = account.fetch_manifest(host, backup_id)
     manifest = verified.manifest
@@ -66,7 +67,12 @@ def _fetch(
     data = account.repo.get_object(
         manifest.chunk_index, size=sizes[manifest.chunk_index], what=f"chunk index of {host}/{backup_id}"
     )
-    return verified, open_chunk_index(data, dedup_secret=secret, backup_id=manifest.backup_id)
+    try:
+        return verified, open_chunk_index(data, dedup_secret=secret, backup_id=manifest.backup_id)
+    except IntegrityError:
+        if of_other_epoch(data, dedup_secret=secret):
+            return verified, None
+        raise
 
 
 def _import(cache: Cache, verified: VerifiedManifest, segments: Iterable[Segment]) -> None:
@@ -107,14 +113,13 @@ def sync_cache(
     ):
         try:
             verified, segments = future.result()
-        except OtherDedupEpochError:
-            verified = account.fetch_manifest(*name)
-            segments = ()
-            other_epoch += 1
         except OpsbackupError as exc:
             warn(f"manifest {name[0]}/{name[1]} was not used for deduplication: {exc}")
             continue
-        _import(cache, verified, segments)
+        if segments is None:
+            other_epoch += 1  # recorded as seen, so it is not fetched again
+        else:
+            _import(cache, verified, segments)
         manifest = verified.manifest
         cache.add_manifest(
             verified.host, verified.backup_id, manifest.time, verified.hash, manifest.previous_manifest_hash

@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crypto.aead import SealingKey
-from crypto.chunk_index import chunk_index_key, open_chunk_index, seal_chunk_index, split_segments
+from crypto.chunk_index import (
+    chunk_index_key,
+    of_other_epoch,
+    open_chunk_index,
+    seal_chunk_index,
+    split_segments,
+)
 from crypto.primitives import hkdf_sha256
 from formats import chunk_index as ci
 from formats import errors
@@ -227,3 +233,13 @@ def test_a_chunk_index_segment_is_not_another_object_type() -> None:
     for obj_type in (ObjectType.TREE_NODE, ObjectType.DATA_CHUNK, ObjectType.PACK_INDEX):
         with pytest.raises(IntegrityError):
             key.open(sealed[0], obj_type=obj_type, backup_id=BACKUP_ID, object_id=ci.segment_object_id(0))
+
+
+def test_an_index_of_another_dedup_epoch_is_recognised_by_its_commitment() -> None:
+    data, _, _ = _sealed()
+    assert of_other_epoch(data, dedup_secret=bytes(32))  # sealed under another secret's key
+    assert not of_other_epoch(data, dedup_secret=SECRET)  # this epoch's (it opens)
+    damaged = bytearray(data)
+    damaged[-1] ^= 1  # a damaged tag, same commitment: damage, not another epoch
+    assert not of_other_epoch(bytes(damaged), dedup_secret=SECRET)
+    assert not of_other_epoch(b"not a chunk index", dedup_secret=SECRET)
