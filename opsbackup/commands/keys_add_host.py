@@ -19,7 +19,7 @@ from crypto.primitives import public_key_id
 from formats.roles import Role
 from opsbackup.client.passphrase import get_passphrase, passphrase_option
 from opsbackup.commands._client import account_for, config_option, open_client, server_options
-from opsbackup.commands.keys_init import resolve_keys_dir
+from opsbackup.commands.keys_init import keys_dir_option, resolve_keys_dir
 from opsbackup.commands.keys_revoke_host import describe_head
 from opsbackup.errors import FormatError
 from opsbackup.setup.admin import load_admin_key
@@ -31,12 +31,7 @@ __all__ = ["command"]
 @click.command("add-host", short_help="Add a host's key to the keyring.")
 @config_option
 @server_options
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The key directory holding root.key [default: the config's [keys] dir].",
-)
+@keys_dir_option("The key directory holding root.key")
 @click.option(
     "--public-key",
     required=True,

@@ -17,7 +17,7 @@ from crypto.keyfile import import_public_pem
 from formats.roles import Role
 from opsbackup.client.passphrase import get_passphrase, passphrase_option
 from opsbackup.commands._client import account_for, config_option, open_client, server_options
-from opsbackup.commands.keys_init import resolve_keys_dir
+from opsbackup.commands.keys_init import keys_dir_option, resolve_keys_dir
 from opsbackup.errors import FormatError, UsageError
 from opsbackup.setup.admin import load_admin_key
 from opsbackup.setup.recipients import add_recipient
@@ -28,12 +28,7 @@ __all__ = ["command"]
 @click.command("add-recipient", short_help="Add a data or browse recipient (escrow, auditor).")
 @config_option
 @server_options
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Key directory with root.key, data.key, deletion.key [default: the config's [keys] dir].",
-)
+@keys_dir_option("Key directory with root.key, data.key, deletion.key")
 @click.option("--role", "role_name", required=True, type=click.Choice(["browse", "data"]), help="Its role.")
 @click.option(
     "--public-key",

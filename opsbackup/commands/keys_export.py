@@ -22,7 +22,7 @@ from formats import keyfile as kf
 from formats import paper_key
 from formats.roles import Role
 from opsbackup.commands._client import config_option
-from opsbackup.commands.keys_init import resolve_keys_dir
+from opsbackup.commands.keys_init import keys_dir_option, resolve_keys_dir
 from opsbackup.errors import FormatError, LocalIOError, NotFoundError, UsageError
 from opsbackup.setup.admin import KEY_FILE_NAMES
 
@@ -79,12 +79,7 @@ def _account_id(text: str | None) -> bytes | None:
 
 @click.command("export", short_help="Print admin key files as a paper key page.")
 @config_option
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The key directory [default: the config's [keys] dir].",
-)
+@keys_dir_option("The key directory")
 @click.option("--paper", is_flag=True, help="Write a printable paper key page (the only form so far).")
 @click.option(
     "--role",

@@ -28,7 +28,7 @@ from formats import keyfile as kf
 from formats import paper_key
 from formats.roles import Role
 from opsbackup.commands._client import config_option
-from opsbackup.commands.keys_init import resolve_keys_dir
+from opsbackup.commands.keys_init import keys_dir_option, resolve_keys_dir
 from opsbackup.errors import FormatError, LocalIOError
 from opsbackup.setup.admin import KEY_FILE_NAMES, ROOT_PUB
 
@@ -162,12 +162,7 @@ def _describe(path: Path) -> str:
 
 @click.command("import", short_help="Restore admin key files from a paper key page.")
 @config_option
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The key directory to write to (created 0700) [default: the config's [keys] dir].",
-)
+@keys_dir_option("The key directory to write to (created 0700)")
 @click.argument("page", metavar="FILE|-")
 def command(config_path: Path | None, directory: Path | None, page: str) -> None:
     """Verify a paper key page (FILE, or - for stdin) and write its key files into the key directory."""

@@ -9,7 +9,9 @@ variable ``OPSBACKUP_INSECURE_TEST_KDF=1`` makes the passphrase KDF cheap: for t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -21,7 +23,9 @@ from opsbackup.commands._client import config_option
 from opsbackup.errors import UsageError
 from opsbackup.setup.admin import KEY_FILE_NAMES, check_free, init_admin_keys
 
-__all__ = ["TEST_KDF_ENV", "command", "kdf_cost"]
+__all__ = ["TEST_KDF_ENV", "command", "kdf_cost", "keys_dir_option", "resolve_keys_dir"]
+
+F = TypeVar("F", bound=Callable[..., object])
 
 TEST_KDF_ENV = "OPSBACKUP_INSECURE_TEST_KDF"
 
@@ -39,6 +43,16 @@ def kdf_cost() -> KdfCost:
     return TEST_PARAMS if os.environ.get(TEST_KDF_ENV) == "1" else DEFAULT_PARAMS
 
 
+def keys_dir_option(what: str) -> Callable[[F], F]:
+    """``--dir DIR``: the administrator's key directory, defaulting to the config's ``[keys] dir``."""
+    return click.option(
+        "--dir",
+        "directory",
+        type=click.Path(path_type=Path, file_okay=False),
+        help=f"{what} [default: the config's [keys] dir].",
+    )
+
+
 def resolve_keys_dir(directory: Path | None, config_path: Path | None) -> Path:
     """``--dir``, else the config's ``[keys] dir``."""
     if directory is not None:
@@ -52,12 +66,7 @@ def resolve_keys_dir(directory: Path | None, config_path: Path | None) -> Path:
 
 @click.command("init", short_help="Make an account's admin key files.")
 @config_option
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Directory for the key files (created 0700) [default: the config's [keys] dir].",
-)
+@keys_dir_option("Directory for the key files (created 0700)")
 @passphrase_option
 def command(config_path: Path | None, directory: Path | None, passphrase_file: Path | None) -> None:
     """Make the account's admin key files (root, data, browse, deletion, dedup) and root.pub.pem."""

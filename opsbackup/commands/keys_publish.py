@@ -17,7 +17,7 @@ from formats.roles import Role
 from opsbackup.client.config import ServerSettings, render_config, root_fingerprint
 from opsbackup.client.passphrase import get_passphrase, passphrase_option
 from opsbackup.commands._client import config_option, connect, open_client, pinned_root, server_options
-from opsbackup.commands.keys_init import resolve_keys_dir
+from opsbackup.commands.keys_init import keys_dir_option, resolve_keys_dir
 from opsbackup.errors import UsageError
 from opsbackup.setup.admin import ROOT_PUB, load_admin_key
 from opsbackup.setup.publish import publish_first_keyring
@@ -38,12 +38,7 @@ def _account_id(text: str) -> bytes:
 @click.command("publish", short_help="Sign and upload keyring version 1.")
 @config_option
 @server_options
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The key directory of 'keys init' [default: the config's [keys] dir].",
-)
+@keys_dir_option("The key directory of 'keys init'")
 @click.option("--account-id", required=True, help="The account id 'opsbackup server account add' printed.")
 @passphrase_option
 def command(

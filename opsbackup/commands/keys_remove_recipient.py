@@ -15,7 +15,7 @@ import click
 from formats.roles import Role
 from opsbackup.client.passphrase import get_passphrase, passphrase_option
 from opsbackup.commands._client import account_for, config_option, open_client, server_options
-from opsbackup.commands.keys_init import resolve_keys_dir
+from opsbackup.commands.keys_init import keys_dir_option, resolve_keys_dir
 from opsbackup.setup.admin import load_admin_key
 from opsbackup.setup.recipients import find_entry, remove_recipient
 
@@ -25,12 +25,7 @@ __all__ = ["command"]
 @click.command("remove-recipient", short_help="Remove a data or browse recipient.")
 @config_option
 @server_options
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Key directory with root.key, data.key, deletion.key [default: the config's [keys] dir].",
-)
+@keys_dir_option("Key directory with root.key, data.key, deletion.key")
 @passphrase_option
 @click.argument("key_id")
 def command(

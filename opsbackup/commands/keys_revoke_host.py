@@ -19,7 +19,7 @@ import click
 from formats.roles import Role
 from opsbackup.client.passphrase import get_passphrase, passphrase_option
 from opsbackup.commands._client import account_for, config_option, open_client, server_options, utc_time
-from opsbackup.commands.keys_init import resolve_keys_dir
+from opsbackup.commands.keys_init import keys_dir_option, resolve_keys_dir
 from opsbackup.errors import UsageError
 from opsbackup.setup.admin import load_admin_key
 from opsbackup.setup.publish import TRUST_NONE, HostHead, check_host_name, choose_head, revoke_host_key
@@ -57,12 +57,7 @@ def describe_head(head: HostHead, name: str, *, default: bool) -> list[str]:
 @click.command("revoke-host", short_help="Revoke a lost or compromised host's key.")
 @config_option
 @server_options
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The key directory holding root.key [default: the config's [keys] dir].",
-)
+@keys_dir_option("The key directory holding root.key")
 @click.option(
     "--trusted-head",
     metavar="BACKUP_ID",

@@ -17,7 +17,7 @@ import click
 from formats.roles import Role
 from opsbackup.client.passphrase import get_passphrase, passphrase_option
 from opsbackup.commands._client import account_for, config_option, open_client, server_options
-from opsbackup.commands.keys_init import resolve_keys_dir
+from opsbackup.commands.keys_init import keys_dir_option, resolve_keys_dir
 from opsbackup.setup.admin import load_admin_key
 from opsbackup.setup.dedup_epoch import start_epoch
 from opsbackup.setup.rewrap import RewrapReport
@@ -43,12 +43,7 @@ def _progress(report: RewrapReport) -> None:
 @click.command("rotate", short_help="Replace an administrator key (resumable).")
 @config_option
 @server_options
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Key directory: root.key, deletion.key, the key to replace [default: the config's [keys] dir].",
-)
+@keys_dir_option("Key directory: root.key, deletion.key, the key to replace")
 @click.option(
     "--role", "role_name", required=True, type=click.Choice(sorted(_ROLES)), help="Which key to replace."
 )
