@@ -141,20 +141,25 @@ class Repository:
         are not stored (nothing was stored) and :class:`ServerRefusedError` for any other refusal.
         """
         path = f"/v1/manifests/{host}/{backup_id}"
-        response = self.transport.request(
-            "PUT",
-            path,
-            body=signed_manifest,
-            headers={"Content-Type": "application/octet-stream"},
-            expected=(200, 201, 409),
-        )
-        if response.status_code != 409:
+        response = self._put_signed(path, signed_manifest)
+        if response is None:
             return
         message = _error_line(response)
         count = response.headers.get(_MISSING_OBJECTS, "")
         if count.isdigit():
             raise ObjectsMissingError(f"the server refused PUT {path}: 409 {message}", int(count))
         raise ServerRefusedError(f"the server refused PUT {path}: 409 {message}")
+
+    def _put_signed(self, path: str, signed: bytes) -> requests.Response | None:
+        """PUT a signed object; ``None`` when stored (201) or already there (200), else the 409."""
+        response = self.transport.request(
+            "PUT",
+            path,
+            body=signed,
+            headers={"Content-Type": "application/octet-stream"},
+            expected=(200, 201, 409),
+        )
+        return response if response.status_code == 409 else None
 
     # Keyring -----------------------------------------------------------------------------------
 
@@ -196,20 +201,10 @@ class Repository:
         :class:`ServerRefusedError` for any other refusal.
         """
         path = f"/v1/envelopes/{backup_id.hex()}"
-        response = self.transport.request(
-            "PUT",
-            path,
-            body=signed,
-            headers={"Content-Type": "application/octet-stream"},
-            expected=(200, 201, 409),
-        )
-        if response.status_code != 409:
+        response = self._put_signed(path, signed)
+        if response is None:
             return
-        try:
-            message = str(response.json().get("error", ""))
-        except (ValueError, AttributeError):
-            message = ""
-        message = _CONTROL.sub(" ", message).strip()[:300]
+        message = _error_line(response)
         if _KEYRING_VERSION in response.headers:
             raise KeyringChangedError(f"the server refused PUT {path}: 409 {message}")
         raise ServerRefusedError(f"the server refused PUT {path}: 409 {message}")
