@@ -55,10 +55,15 @@ class DataPack:
         self._key = key
         self._backup_id = backup_id
 
-    def chunk(self, chunk_id: bytes, length: int, ids: ChunkIdKey | None = None) -> bytes:
-        """The plaintext of chunk ``chunk_id`` (IntegrityError if absent, altered or of another length)."""
+    def chunk(
+        self, chunk_id: bytes, length: int, ids: ChunkIdKey | None = None, *, release: bool = False
+    ) -> bytes:
+        """The plaintext of chunk ``chunk_id`` (IntegrityError if absent, altered or of another length).
+
+        ``release``: drop the sealed entry from memory (the chunk cannot be asked for again).
+        """
         what = f"chunk {chunk_id.hex()[:16]} of pack {self.name.hex()[:16]}"
-        entry = self._entries.get(chunk_id)
+        entry = self._entries.pop(chunk_id, None) if release else self._entries.get(chunk_id)
         if entry is None or entry.object_type is not ObjectType.DATA_CHUNK:
             raise IntegrityError(f"{what} is not in the pack the backup names; the backup is damaged")
         try:
