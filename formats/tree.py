@@ -281,6 +281,7 @@ class _NodeOrder:
 
     def __init__(self) -> None:
         self._prev: Record | None = None
+        self._prev_key: tuple[bytes, ...] = ()
         self._file_size: int | None = None  # size of the FILE whose chunks are being summed
         self._file_sum = 0
 
@@ -293,6 +294,8 @@ class _NodeOrder:
                     f"continuation of {_show(rec.path)} does not follow a FILE or CONTINUATION record "
                     "of the same path"
                 )
+            if prev is None:  # a node may start with a continuation: later records sort after it
+                self._prev_key = path_key(rec.path)
             self._file_sum += sum(ref.length for ref in rec.chunks)
             if self._file_size is not None and self._file_sum > self._file_size:
                 raise ValueError(
@@ -301,7 +304,9 @@ class _NodeOrder:
         else:
             if prev is not None:
                 self._close(prev)
-                _check_follows(prev.path, rec.path)
+                self._prev_key = _check_follows(self._prev_key, prev.path, rec.path)
+            else:
+                self._prev_key = path_key(rec.path)
             self._file_size = rec.size if rec.kind is Kind.FILE else None
             self._file_sum = sum(ref.length for ref in rec.chunks)
         self._prev = rec
@@ -314,13 +319,18 @@ class _NodeOrder:
             )
 
 
-def _check_follows(prev: bytes, cur: bytes) -> None:
-    """``cur`` (not a continuation) must sort strictly after ``prev``."""
-    prev_key, cur_key = path_key(prev), path_key(cur)
+def _check_follows(prev_key: tuple[bytes, ...], prev: bytes, cur: bytes) -> tuple[bytes, ...]:
+    """``cur`` (not a continuation) must sort strictly after ``prev`` (whose key is ``prev_key``).
+
+    Returns ``cur``'s key, so a caller keeps it for the next record instead of splitting the same
+    path twice (this check runs for every record of every backup).
+    """
+    cur_key = path_key(cur)
     if cur_key == prev_key:
         raise ValueError(f"path {_show(cur)} appears twice")
     if cur_key < prev_key:
         raise ValueError(f"records are out of order: {_show(cur)} after {_show(prev)}")
+    return cur_key
 
 
 def _write_record(w: Writer, rec: Record) -> None:
@@ -442,6 +452,7 @@ class StreamChecker:
         self._count = 0
         self._dirs: list[tuple[bytes, ...]] = []  # open directories, outermost first
         self._prev_path = b""
+        self._prev_key: tuple[bytes, ...] = ()
         self._prev_kind: Kind | None = None
         self._file_path = b""
         self._file_size: int | None = None
@@ -464,13 +475,16 @@ class StreamChecker:
         else:
             if self._prev_kind is not None:
                 try:
-                    _check_follows(self._prev_path, path)
+                    key = _check_follows(self._prev_key, self._prev_path, path)
                 except ValueError as exc:
                     raise self._error(str(exc)) from None
+            else:
+                key = path_key(path)
             self._close_file()
-            self._check_parent(path)
+            self._check_parent(key, path)
+            self._prev_key = key
             if kind is Kind.DIR:
-                self._dirs.append(path_key(path))
+                self._dirs.append(key)
             elif kind is Kind.FILE:
                 self._file_path, self._file_size, self._file_sum = path, record.size, 0
                 if record.link_group:
@@ -490,14 +504,13 @@ class StreamChecker:
             raise self._error(f"file {_show(path)} has size {self._file_size} but its chunks hold more bytes")
         self._prev_path, self._prev_kind = path, kind
 
-    def _check_parent(self, path: bytes) -> None:
-        key = path_key(path)
+    def _check_parent(self, key: tuple[bytes, ...], path: bytes) -> None:
         dirs = self._dirs
         while dirs and key[: len(dirs[-1])] != dirs[-1]:
             dirs.pop()
         parent = key[:-1]
         if parent and (not dirs or dirs[-1] != parent):
-            if self._prev_kind is not None and path_key(self._prev_path) == parent:
+            if self._prev_kind is not None and self._prev_key == parent:
                 name = "FILE" if self._prev_kind is Kind.CONTINUATION else self._prev_kind.name
                 raise self._error(f"{_show(path)} is inside a {name} record, not a directory")
             raise self._error(f"the parent directory of {_show(path)} has no earlier DIR record")

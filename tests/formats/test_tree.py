@@ -371,3 +371,14 @@ def test_hostile_counts_are_refused_before_allocating() -> None:
     file_head = b"\x01\x00\x01a" + bytes(20 + 16)
     with pytest.raises(FormatError, match="does not fit"):
         tree.decode(header + b"\x00\x00\x00\x01" + file_head + (65536).to_bytes(4, "big"))
+
+
+def test_a_node_starting_with_a_continuation_orders_what_follows_after_it() -> None:
+    cont = Record(Kind.CONTINUATION, b"m/x", chunks=(ChunkRef(bytes(32), 0, 1),))
+    later = Record(Kind.DIR, b"n", mode=stat.S_IFDIR | 0o755)
+    earlier = Record(Kind.DIR, b"a", mode=stat.S_IFDIR | 0o755)
+    assert tree.decode(tree.encode([cont, later]))[1].path == b"n"
+    with pytest.raises(ValueError, match="out of order"):
+        tree.encode([cont, earlier])
+    with pytest.raises(ValueError, match="appears twice"):
+        tree.encode([cont, dataclasses.replace(F, path=b"m/x")])
