@@ -116,7 +116,7 @@ class FileReader:
     ) -> None:
         self._chunker = chunker
         self._block = block
-        self._buffer = bytearray(block + chunker.params.max_size)
+        self._buffer = bytearray()  # block + one maximum chunk, made at the first read
         self._progress = progress
         self._racy_window = racy_window_ns
         self._before_open = before_open
@@ -181,6 +181,8 @@ class FileReader:
         self, read: Callable[[memoryview], int], on_chunk: Callable[[bytes], None], path: bytes = b""
     ) -> int:
         """Fill the buffer block by block, cut chunks, keep the uncut tail for the next block."""
+        if not self._buffer:  # a run that reads nothing (every file unchanged) never holds it
+            self._buffer = bytearray(self._block + self._chunker.params.max_size)
         view = memoryview(self._buffer)
         block, cut = self._block, self._chunker.cut
         held = total = 0
