@@ -7,9 +7,9 @@ Layout (docs/spec/wrapped-key.md)::
 
 ``role`` is 2 (data) or 3 (browse). Recipient kind 1 is RSA-OAEP-SHA256 to an RSA-4096 key: the
 recipient key id is the SHA-256 of the key's DER SubjectPublicKeyInfo and ``wrapped`` is exactly
-512 bytes (the modulus size). Kind 2 (OpenPGP) is reserved for GnuPG recipients: version 1 readers
-accept its ``wrapped`` bytes as opaque (1 to 4096 bytes) so that a record list holding one can
-still be read, but cannot unwrap it. Decoding is strict: ``encode(decode(b)) == b``.
+512 bytes (the modulus size). Kind 2 is an OpenPGP (GnuPG) recipient: its ``wrapped`` bytes (1 to
+4096) are an OpenPGP message, opaque here (docs/spec/openpgp-recipient.md; ``crypto.gpg``). Decoding
+is strict: ``encode(decode(b)) == b``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ BACKUP_ID_SIZE = 16
 KEY_ID_SIZE = 32
 #: RSA-OAEP output is exactly the modulus size; data and browse keys are RSA-4096.
 RSA_WRAPPED_SIZE = 512
-#: Upper bound of the opaque bytes of a (reserved) OpenPGP recipient.
+#: Upper bound of the opaque bytes of an OpenPGP recipient's message.
 MAX_OPENPGP_WRAPPED = 4096
 #: The only roles a per-backup key is wrapped for.
 WRAP_ROLES = frozenset({Role.DATA, Role.BROWSE})
@@ -52,7 +52,7 @@ class RecipientKind(enum.IntEnum):
     """How the key is wrapped, which fixes how the recipient key id and wrapped bytes are read."""
 
     RSA_OAEP_SHA256 = 1
-    OPENPGP = 2  # reserved for GnuPG recipients; opaque to version 1 readers
+    OPENPGP = 2  # a GnuPG recipient: an OpenPGP message, unwrapped through gpg-agent
 
 
 @dataclass(frozen=True)
