@@ -27,8 +27,10 @@ from types import TracebackType
 from typing import Any
 
 from crypto import _gpg_run as run
+from crypto.wrap import LABEL_PREFIX, oaep_label
 from formats.errors import FormatError, IntegrityError, KeyUnusableError, WrongKeyError, WrongPassphraseError
-from formats.wrapped_key import BACKUP_ID_SIZE, MAX_OPENPGP_WRAPPED, WRAP_ROLES
+from formats.roles import Role
+from formats.wrapped_key import BACKUP_ID_SIZE, MAX_OPENPGP_WRAPPED
 
 __all__ = [
     "OPENPGP_KIND",
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 OPENPGP_KIND = 2
-PLAINTEXT_PREFIX = b"opsbackup/v1/wrap/"  # the same bytes as crypto.wrap.LABEL_PREFIX
+PLAINTEXT_PREFIX = LABEL_PREFIX  # the plaintext starts with the OAEP label of the RSA wrap
 KEY_SIZE = 32
 PLAINTEXT_SIZE = len(PLAINTEXT_PREFIX) + 1 + BACKUP_ID_SIZE + KEY_SIZE  # 67
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}")
@@ -157,11 +159,8 @@ def export_public_key(fingerprint: str, *, gnupghome: str | None) -> bytes:
 
 
 def _plaintext_prefix(role: int, backup_id: bytes) -> bytes:
-    if role not in WRAP_ROLES:
-        raise ValueError(f"per-backup keys are wrapped for data or browse, not role {role}")
-    if len(backup_id) != BACKUP_ID_SIZE:
-        raise ValueError(f"a backup id is {BACKUP_ID_SIZE} bytes")
-    return PLAINTEXT_PREFIX + bytes([role]) + backup_id
+    """What the plaintext binds: the very bytes of the RSA wrap's OAEP label (``crypto.wrap``)."""
+    return oaep_label(Role(role), backup_id)
 
 
 class PinnedKeys:

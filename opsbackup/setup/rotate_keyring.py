@@ -27,38 +27,30 @@ killed at any point finishes when run again (docs/keys.md, "Root and deletion ke
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from crypto.atomic_file import fsync_dir, write_atomic
+from crypto.atomic_file import write_atomic
 from crypto.keyfile import (
-    DEFAULT_PARAMS,
-    KdfCost,
     PrivateKey,
     export_public_pem,
-    generate_key,
     load_key,
     save_key,
 )
 from crypto.keyring import next_keyring_body
 from crypto.primitives import public_key_id
 from crypto.private import sign_object
-from formats import keyfile as keyfile_format
 from formats import signed
 from formats.roles import Role
 from opsbackup.client.account import Account, open_account
 from opsbackup.errors import LocalIOError, UsageError, WrongKeyError
 from opsbackup.setup.admin import KEY_FILE_NAMES
+from opsbackup.setup.key_swap import Step, cost_of, next_key_path, pending_key, swap_in
 
 __all__ = ["REKEYED_ROLES", "SigningRotation", "rotate_signing_key"]
 
 #: The key files a root rotation re-saves naming the new root (each with its ``.next``, if any).
 REKEYED_ROLES = (Role.DATA, Role.BROWSE, Role.DELETION, Role.DEDUP)
-
-Step = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -74,27 +66,6 @@ class SigningRotation:
     rekeyed: tuple[Path, ...] = ()
 
 
-def _cost_of(path: Path) -> KdfCost:
-    """The Argon2id cost ``path`` was sealed with (the default for an unsealed file)."""
-    try:
-        params = keyfile_format.decode(path.read_bytes(), f"key file {path}").params
-    except OSError as exc:
-        raise LocalIOError(f"cannot read key file {path}: {exc.strerror or exc}") from None
-    if params is None:
-        return DEFAULT_PARAMS
-    return KdfCost(memory_kib=params.memory_kib, iterations=params.iterations, lanes=params.lanes)
-
-
-def _pending(directory: Path, role: Role, passphrase: str, old: Path, root: PrivateKey | None) -> PrivateKey:
-    """Step 1: the new key, generated now or (after a kill) read back from ``<role>.key.next``."""
-    path = directory / f"{KEY_FILE_NAMES[role]}.next"
-    if not path.exists():
-        fresh = generate_key(role, label=role.label)
-        names = fresh if root is None else root  # a new root key file names itself
-        save_key(path, fresh, passphrase, root_public_key=names.private_key.public_key(), cost=_cost_of(old))
-    return load_key(path, passphrase, expect_role=role)
-
-
 def _newest_signer(account: Account) -> bytes:
     """Key id of the key that signed the newest stored keyring version."""
     return signed.decode(account.repo.get_keyring(), "keyring").signer
@@ -105,40 +76,19 @@ def _publish(account: Account, signer: PrivateKey, body: bytes) -> Account:
     return open_account(account.repo, account.root_public_key, account.state)
 
 
-def _swap(directory: Path, role: Role, old_id: bytes, step: Step) -> Path:
-    """Step 4; ``<role>.key`` always exists. Safe to repeat after a kill between its two moves."""
-    name = KEY_FILE_NAMES[role]
-    current, pending = directory / name, directory / f"{name}.next"
-    replaced = directory / f"{name}.replaced-{old_id.hex()[:16]}"
-    try:
-        if pending.exists():
-            if not replaced.exists():
-                try:
-                    os.link(current, replaced)
-                except OSError:  # no hard links here: an exact copy (mode 0600) does as well
-                    shutil.copy2(current, replaced)
-                fsync_dir(directory)
-            step("swap-middle")
-            os.replace(pending, current)
-            fsync_dir(directory)
-    except OSError as exc:
-        raise LocalIOError(f"cannot rename the key files in {directory}: {exc.strerror or exc}") from None
-    return replaced
-
-
 def _rekey(directory: Path, passphrase: str, new_root: PrivateKey) -> tuple[Path, ...]:
     """Step 3 (root): re-save every other admin key file naming the new root; returns those changed."""
     root_public = new_root.private_key.public_key()
     changed: list[Path] = []
     for role in REKEYED_ROLES:
-        for path in (directory / KEY_FILE_NAMES[role], directory / f"{KEY_FILE_NAMES[role]}.next"):
+        for path in (directory / KEY_FILE_NAMES[role], next_key_path(directory, role)):
             if not path.exists():
                 continue
             secret = None if role is Role.DEDUP else passphrase
             key = load_key(path, secret, expect_role=role)
             if public_key_id(key.root_public_key) == public_key_id(root_public):
                 continue
-            save_key(path, key, secret, root_public_key=root_public, cost=_cost_of(path), overwrite=True)
+            save_key(path, key, secret, root_public_key=root_public, cost=cost_of(path), overwrite=True)
             changed.append(path)
     return tuple(changed)
 
@@ -161,13 +111,13 @@ def _rotate_root(account: Account, directory: Path, passphrase: str, step: Step)
         path = directory / KEY_FILE_NAMES[role]
         if path.exists():
             load_key(path, None if role is Role.DEDUP else passphrase, expect_role=role)
-    pending_path = directory / f"{KEY_FILE_NAMES[Role.ROOT]}.next"
+    pending_path = next_key_path(directory, Role.ROOT)
     if account.keyring.root_id != old_id and not pending_path.exists():
         raise WrongKeyError(
             f"{current} holds key {old_id.hex()[:16]}, not the active root "
             f"{account.keyring.root_id.hex()[:16]} of keyring version {account.keyring.version}"
         )
-    new = _pending(directory, Role.ROOT, passphrase, current, None)
+    new = pending_key(directory, Role.ROOT, passphrase, old=current, root=None)
     new_id = public_key_id(new.private_key.public_key())
     step("key")
     if account.keyring.root_id == old_id:
@@ -189,7 +139,7 @@ def _rotate_root(account: Account, directory: Path, passphrase: str, step: Step)
     rekeyed = _rekey(directory, passphrase, new)
     public_file = _root_public_file(directory, new)
     step("rekey")
-    replaced = _swap(directory, Role.ROOT, old_id, step)
+    replaced = swap_in(directory, Role.ROOT, old_id, step)
     return SigningRotation(Role.ROOT, old_id, new_id, account.keyring.version, replaced, public_file, rekeyed)
 
 
@@ -208,7 +158,7 @@ def _rotate_deletion(account: Account, directory: Path, passphrase: str, step: S
         raise WrongKeyError(
             f"{current} holds no deletion key of this account (keyring {account.keyring.version})"
         )
-    new = _pending(directory, Role.DELETION, passphrase, current, root)
+    new = pending_key(directory, Role.DELETION, passphrase, old=current, root=root)
     new_id = public_key_id(new.private_key.public_key())
     step("key")
     add = [] if new_id in listed else [(Role.DELETION, new.private_key.public_key(), "deletion (rotated)")]
@@ -216,7 +166,7 @@ def _rotate_deletion(account: Account, directory: Path, passphrase: str, step: S
     if add or revoke:
         account = _publish(account, root, next_keyring_body(account.keyring, add=add, revoke=revoke))
     step("keyring")
-    replaced = _swap(directory, Role.DELETION, old_id, step)
+    replaced = swap_in(directory, Role.DELETION, old_id, step)
     return SigningRotation(Role.DELETION, old_id, new_id, account.keyring.version, replaced)
 
 

@@ -4,25 +4,25 @@ The steps, each of which a re-run recognises from the key directory and the keyr
 rotation killed at any point finishes when run again (docs/keys.md, "Rotate the data key"):
 
 1. **new key file**: ``<role>.key.next`` is generated and written atomically (mode 0600, the same
-   passphrase as the other administrator keys). Until it exists nothing else happens.
+   passphrase and Argon2id cost as the key it replaces). Until it exists nothing else happens.
 2. **keyring**: version ``v + 1`` adds the new key and revokes the old one, signed by the root
    key. From then on hosts wrap new backups to the new key only (the server refuses anything else).
 3. **re-wrap**: every backup's key envelope is re-wrapped and verified (:mod:`.rewrap`). Until an
    envelope is re-wrapped its backup opens with the old key; afterwards with the new one. With
    both key files at hand, every backup is readable at every moment.
-4. **swap files**: ``<role>.key`` becomes ``<role>.key.replaced-<id>``, ``<role>.key.next`` becomes
-   ``<role>.key``. The replaced file no longer opens anything the server holds; destroy it (or keep
+4. **swap files** (:func:`opsbackup.setup.key_swap.swap_in`): the old file is kept as
+   ``<role>.key.replaced-<id>`` and ``<role>.key.next`` becomes ``<role>.key``, which exists at
+   every moment. The replaced file no longer opens anything the server holds; destroy it (or keep
    it offline if old copies of the server's storage exist: they still hold the old wrapped keys).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from crypto.keyfile import PrivateKey, generate_key, load_key, save_key
+from crypto.keyfile import PrivateKey
 from crypto.keyring import next_keyring_body
 from crypto.primitives import public_key_id
 from crypto.private import sign_object
@@ -30,6 +30,7 @@ from formats.roles import Role
 from opsbackup.client.account import Account, open_account
 from opsbackup.errors import LocalIOError, UsageError
 from opsbackup.setup.admin import KEY_FILE_NAMES, load_admin_key
+from opsbackup.setup.key_swap import Step, next_key_path, pending_key, swap_in
 from opsbackup.setup.rewrap import RewrapReport, rewrap_all
 
 __all__ = ["RotationResult", "next_key_path", "rotate"]
@@ -43,39 +44,6 @@ class RotationResult:
     keyring_version: int
     rewrap: RewrapReport
     replaced_file: Path
-
-
-def next_key_path(directory: Path, role: Role) -> Path:
-    """Where step 1 writes the new key: ``<role>.key.next``."""
-    return directory / f"{KEY_FILE_NAMES[role]}.next"
-
-
-def _finish_swap(directory: Path, role: Role, old_id: bytes) -> Path:
-    """Step 4; safe to repeat after a kill between the two renames."""
-    current, pending = directory / KEY_FILE_NAMES[role], next_key_path(directory, role)
-    replaced = directory / f"{KEY_FILE_NAMES[role]}.replaced-{old_id.hex()[:16]}"
-    try:
-        if current.exists() and pending.exists():
-            os.replace(current, replaced)
-        if pending.exists():
-            os.replace(pending, current)
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise LocalIOError(f"cannot rename the key files in {directory}: {exc.strerror or exc}") from None
-    return replaced
-
-
-def _pending_key(directory: Path, role: Role, passphrase: str, root: PrivateKey) -> PrivateKey:
-    """Step 1: the new key, generated now or (after a kill) read back from its file."""
-    path = next_key_path(directory, role)
-    if not path.exists():
-        fresh = generate_key(role, label=role.label)
-        save_key(path, fresh, passphrase, root_public_key=root.private_key.public_key())
-    return load_key(path, passphrase, expect_role=role)
 
 
 def _publish(account: Account, root: PrivateKey, role: Role, old_id: bytes, new: PrivateKey) -> Account:
@@ -93,27 +61,6 @@ def _publish(account: Account, root: PrivateKey, role: Role, old_id: bytes, new:
     return open_account(account.repo, account.root_public_key, account.state)
 
 
-def _resume_swap(account: Account, directory: Path, role: Role, passphrase: str) -> RotationResult:
-    """A rotation killed between the two renames of step 4: every backup is already re-wrapped."""
-    replaced = sorted(directory.glob(f"{KEY_FILE_NAMES[role]}.replaced-*"), key=lambda p: p.stat().st_mtime)
-    if not replaced:
-        raise LocalIOError(
-            f"{directory / KEY_FILE_NAMES[role]} is missing and no replaced key file is beside "
-            f"{next_key_path(directory, role)}: restore the key file from your copy and run again"
-        )
-    old = load_key(replaced[-1], passphrase, expect_role=role)
-    new = load_key(next_key_path(directory, role), passphrase, expect_role=role)
-    _finish_swap(directory, role, public_key_id(old.private_key.public_key()))
-    return RotationResult(
-        role,
-        public_key_id(old.private_key.public_key()),
-        public_key_id(new.private_key.public_key()),
-        account.keyring.version,
-        RewrapReport(),
-        replaced[-1],
-    )
-
-
 def rotate(
     account: Account,
     directory: Path,
@@ -121,13 +68,14 @@ def rotate(
     passphrase: str,
     *,
     progress: Callable[[RewrapReport], None] | None = None,
-    after_step: Callable[[str], None] | None = None,
+    after_step: Step | None = None,
 ) -> RotationResult:
     """Rotate the administrator's ``role`` key (data or browse) in ``directory``; see the module doc.
 
     ``account`` is opened with an admin credential. ``after_step`` is called with ``"key"``,
-    ``"keyring"`` and ``"rewrap"`` after each step (tests kill the rotation there).
+    ``"keyring"``, ``"rewrap"`` and ``"swap-middle"`` after each step (tests kill the rotation there).
     """
+    step: Step = after_step or (lambda _name: None)
     if role not in (Role.DATA, Role.BROWSE):
         raise UsageError(f"re-wrapping rotates the data or browse key, not the {role.label} key")
     directory = Path(directory)
@@ -135,27 +83,22 @@ def rotate(
     pending = next_key_path(directory, role)
     root = load_admin_key(directory, Role.ROOT, passphrase)
     deletion = load_admin_key(directory, Role.DELETION, passphrase)
-    if not current.exists() and pending.exists():
-        return _resume_swap(account, directory, role, passphrase)
     if not current.exists():
         raise LocalIOError(f"{current} is missing: the rotation needs the {role.label} key it replaces")
     old = load_admin_key(directory, role, passphrase)
     old_id = public_key_id(old.private_key.public_key())
-    new = _pending_key(directory, role, passphrase, root)
+    new = pending_key(directory, role, passphrase, old=current, root=root)
     new_id = public_key_id(new.private_key.public_key())
-    if after_step:
-        after_step("key")
+    step("key")
     account = _publish(account, root, role, old_id, new)
-    if after_step:
-        after_step("keyring")
+    step("keyring")
     report = rewrap_all(
         account,
         keys=[old.private_key, new.private_key],
         deletion_key=deletion.private_key,
         progress=progress,
     )
-    if after_step:
-        after_step("rewrap")
-    replaced = _finish_swap(directory, role, old_id)
+    step("rewrap")
+    replaced = swap_in(directory, role, old_id, step)
     assert not pending.exists()
     return RotationResult(role, old_id, new_id, account.keyring.version, report, replaced)
