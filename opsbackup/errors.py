@@ -74,15 +74,17 @@ class KeyringChangedError(ServerRefusedError):
 class ObjectsMissingError(NotFoundError):
     """The server refused a manifest because objects it names are not stored (409, docs/api.md).
 
-    A prune swept a pack the backup reuses while it ran; nothing was published. ``missing`` is the
-    count the server reported. The backup engine turns it into its "vanished ... run the backup
-    again" error after dropping the vanished packs from its cache. Exit code 22 when it reaches
-    the user.
+    A prune swept a pack the backup reuses while it ran, or is deleting it right now; nothing was
+    published. ``missing`` is the count the server reported; ``deleting`` names the objects a
+    prune's delete request in progress is removing (they may still exist for a moment). The backup
+    engine turns it into its "vanished ... run the backup again" error after dropping the vanished
+    and the doomed packs from its cache. Exit code 22 when it reaches the user.
     """
 
-    def __init__(self, message: str, missing: int) -> None:
+    def __init__(self, message: str, missing: int, deleting: tuple[bytes, ...] = ()) -> None:
         super().__init__(message)
         self.missing = missing
+        self.deleting = deleting
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -132,12 +132,14 @@ def sync_cache(
     )
 
 
-def check_packs(cache: Cache, account: Account) -> int:
-    """Forget every cached pack the server no longer has; returns how many were forgotten."""
+def check_packs(cache: Cache, account: Account, doomed: Iterable[bytes] = ()) -> int:
+    """Forget every cached pack the server no longer has, and every pack in ``doomed`` (a prune is
+    deleting it, so it may still exist for a moment); returns how many were forgotten."""
     gone: list[int] = []
+    doomed_names = set(doomed)
     for batch in cache.pack_batches(QUERY_BATCH):
         present = account.repo.present(name for _, name in batch)
-        gone.extend(pack_id for pack_id, name in batch if name not in present)
+        gone.extend(pack_id for pack_id, name in batch if name not in present or name in doomed_names)
     cache.forget_packs(gone)
     cache.commit()
     return len(gone)

@@ -243,7 +243,7 @@ class _Run:
                 tags=tags,
             )
         except ObjectsMissingError as exc:
-            check_packs(self.cache, self.account)
+            check_packs(self.cache, self.account, doomed=exc.deleting)
             raise NotFoundError(
                 f"{exc.missing} objects this backup needs vanished from the server while it ran "
                 "(a prune?); nothing was published: run the backup again"

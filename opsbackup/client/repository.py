@@ -147,7 +147,9 @@ class Repository:
         message = _error_line(response)
         count = response.headers.get(_MISSING_OBJECTS, "")
         if count.isdigit():
-            raise ObjectsMissingError(f"the server refused PUT {path}: 409 {message}", int(count))
+            raise ObjectsMissingError(
+                f"the server refused PUT {path}: 409 {message}", int(count), _deleting(response)
+            )
         raise ServerRefusedError(f"the server refused PUT {path}: 409 {message}")
 
     def _put_signed(self, path: str, signed: bytes) -> requests.Response | None:
@@ -244,12 +246,22 @@ class Repository:
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _BACKUP_ID = re.compile(r"[0-9a-f]{32}")
+_OBJECT_NAME = re.compile(r"[0-9a-f]{64}")
 #: The header of the server's "re-wrap" 409 (docs/api.md, "Key envelopes").
 _KEYRING_VERSION = "X-Opsbackup-Keyring-Version"
 #: The header of the server's "objects missing" 409 (docs/api.md, manifest PUT).
 _MISSING_OBJECTS = "X-Opsbackup-Missing-Objects"
 #: The server's key envelope size limit (docs/api.md).
 MAX_ENVELOPE = 4 << 20
+
+
+def _deleting(response: requests.Response) -> tuple[bytes, ...]:
+    """The object names a "being deleted" 409 lists (``deleting``), or none when it lists none."""
+    try:
+        names = response.json().get("deleting", [])
+        return tuple(bytes.fromhex(n) for n in names if isinstance(n, str) and _OBJECT_NAME.fullmatch(n))
+    except (ValueError, AttributeError, TypeError):
+        return ()
 
 
 def _error_line(response: requests.Response) -> str:

@@ -86,4 +86,5 @@ def command(
         f"({result.marked} marked, waiting for the grace); {verb} {count} objects, "
         f"{human_size(result.deleted_bytes)}; {'would free' if dry_run else 'freed'} {freed} envelopes "
         f"({result.marked_envelopes} marked)"
+        + (f"; kept {result.kept} needed by a backup stored during this prune" if result.kept else "")
     )

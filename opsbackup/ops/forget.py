@@ -92,6 +92,15 @@ def plan_forget(account: Account, policy: Policy, host: str | None = None) -> Fo
     return ForgetPlan(policy, plans)
 
 
+def _manifest_ids(ids: Sequence[tuple[str, bytes]]) -> tuple[delete_request.ManifestId, ...]:
+    return tuple(
+        sorted(
+            {delete_request.ManifestId(h, b) for h, b in ids},
+            key=lambda m: (m.host.encode("ascii"), m.backup_id),
+        )
+    )
+
+
 def sign_delete_request(
     deletion_key: rsa.RSAPrivateKey,
     account_id: bytes,
@@ -99,23 +108,22 @@ def sign_delete_request(
     objects: Sequence[bytes] = (),
     manifests: Sequence[tuple[str, bytes]] = (),
     envelopes: Sequence[bytes] = (),
+    basis: Sequence[tuple[str, bytes]] = (),
     now: float | None = None,
 ) -> bytes:
     """A signed delete request (fresh nonce, issued now) naming ``objects``, ``(host, id)`` manifests
-    and the backup ids of ``envelopes`` (every generation of each goes)."""
+    and the backup ids of ``envelopes`` (every generation of each goes). ``basis`` lists the
+    ``(host, id)`` manifests the plan was computed from: the server keeps whatever a manifest
+    outside it needs (docs/spec/delete-request.md)."""
     body = delete_request.encode(
         delete_request.DeleteRequest(
             account_id=account_id,
             nonce=random_bytes(delete_request.NONCE_SIZE),
             issued_at=int(time.time() if now is None else now),
             objects=tuple(sorted(set(objects))),
-            manifests=tuple(
-                sorted(
-                    {delete_request.ManifestId(h, b) for h, b in manifests},
-                    key=lambda m: (m.host.encode("ascii"), m.backup_id),
-                )
-            ),
+            manifests=_manifest_ids(manifests),
             envelopes=tuple(sorted(set(envelopes))),
+            basis=_manifest_ids(basis),
         )
     )
     return sign_object(deletion_key, body)
@@ -128,13 +136,16 @@ def delete_in_batches(
     objects: Sequence[bytes] = (),
     manifests: Sequence[tuple[str, bytes]] = (),
     envelopes: Sequence[bytes] = (),
+    basis: Sequence[tuple[str, bytes]] = (),
     batch: int = 10_000,
 ) -> dict[str, int]:
     """Sign and post delete requests of at most ``batch`` items each; the server's counts, summed.
 
     Manifests go first, then objects, then envelopes (a backup's envelope outlives its manifest).
+    Every request carries ``basis``, the manifests the plan was computed from.
     """
-    totals = {"deleted_objects": 0, "deleted_manifests": 0, "deleted_envelopes": 0, "missing": 0}
+    fields = ("deleted_objects", "deleted_manifests", "deleted_envelopes", "missing")
+    totals = dict.fromkeys((*fields, "kept_objects", "kept_envelopes", "kept_bytes"), 0)
     account_id = account.keyring.account_id
     none_b: Sequence[bytes] = ()
     none_m: Sequence[tuple[str, bytes]] = ()
@@ -142,7 +153,9 @@ def delete_in_batches(
     parts += [(objects[i : i + batch], none_m, none_b) for i in range(0, len(objects), batch)]
     parts += [(none_b, none_m, envelopes[i : i + batch]) for i in range(0, len(envelopes), batch)]
     for objs, mans, envs in parts:  # each signed just before it goes: fresh for the server's window
-        signed = sign_delete_request(deletion_key, account_id, objects=objs, manifests=mans, envelopes=envs)
+        signed = sign_delete_request(
+            deletion_key, account_id, objects=objs, manifests=mans, envelopes=envs, basis=basis
+        )
         for key, value in account.repo.post_delete(signed).items():
             totals[key] = totals.get(key, 0) + value
     return totals

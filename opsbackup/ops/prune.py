@@ -11,7 +11,11 @@ Why this is safe against a concurrent backup: a backup uploads its packs first a
 last, and it may reference packs of earlier backups. Objects it uploaded or reused are either
 referenced again by its manifest before the sweep (kept) or belong to a run that has lasted
 longer than the grace (considered dead). Listing objects before manifests means an object that
-appears in between is never a candidate. See docs/operations.md for the one remaining case.
+appears in between is never a candidate. And a manifest stored after this prune read the
+manifests (one that reuses a long-marked pack) is covered by the server: every delete request
+names the manifests its plan was computed from (its *basis*), and the server keeps whatever a
+manifest outside the basis, stored or being stored, needs; those count as ``kept``
+(docs/spec/delete-request.md, "Deletes and concurrent manifests").
 
 Key envelopes are swept the same way. An envelope is live while a remaining manifest is that
 backup or names it among its ``sources`` (it reuses packs sealed under that backup's data key).
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -58,6 +62,7 @@ class PruneResult:
     unreferenced_envelopes: int = 0
     marked_envelopes: int = 0  # unreferenced, but not yet for the whole grace: kept for now
     deleted_envelopes: int = 0
+    kept: int = 0  # due, but the server kept them: a backup stored during this prune needs them
     missing: int = 0
     dry_run: bool = False
     to_delete: list[str] = field(default_factory=list)
@@ -75,6 +80,7 @@ class PruneResult:
             "unreferenced_envelopes": self.unreferenced_envelopes,
             "marked_envelopes": self.marked_envelopes,
             "deleted_envelopes": self.deleted_envelopes,
+            "kept": self.kept,
             "missing": self.missing,
             "dry_run": self.dry_run,
         }
@@ -136,10 +142,13 @@ def prune(
     grace: float = DEFAULT_GRACE,
     dry_run: bool = False,
     now: float | None = None,
+    before_delete: Callable[[], None] | None = None,
 ) -> PruneResult:
     """Mark unreferenced objects and envelopes; delete those marked at least ``grace`` seconds ago.
 
     ``deletion_key`` may be None only with ``dry_run`` (which neither signs nor writes marks).
+    ``before_delete`` runs after the plan is made, just before the delete requests go (where a
+    concurrent backup hurts most; tests place one there).
     """
     if deletion_key is None and not dry_run:
         raise ValueError("prune needs the deletion key unless it is a dry run")
@@ -148,7 +157,9 @@ def prune(
     envelopes = account.repo.list_envelopes()  # then envelopes, for the same reason
     referenced: set[bytes] = set()
     live: set[bytes] = set()
+    basis: list[tuple[str, bytes]] = []  # the server keeps what any manifest outside these needs
     for vm in list_snapshots(account):  # every manifest verified; any failure stops prune
+        basis.append((vm.host, vm.manifest.backup_id))
         referenced.update(obj.name for obj in vm.manifest.objects)
         live.add(vm.manifest.backup_id)
         live.update(vm.manifest.sources)
@@ -178,11 +189,14 @@ def prune(
     assert deletion_key is not None
     _save_marks(path, marks)  # before deleting: a crash mid-way keeps every first-seen time
     if due or due_envelopes:
-        counts = delete_in_batches(account, deletion_key, objects=due, envelopes=due_envelopes)
+        if before_delete is not None:
+            before_delete()
+        counts = delete_in_batches(account, deletion_key, objects=due, envelopes=due_envelopes, basis=basis)
         result.deleted_objects = counts.get("deleted_objects", 0)
         result.deleted_envelopes = counts.get("deleted_envelopes", 0)
+        result.kept = counts.get("kept_objects", 0) + counts.get("kept_envelopes", 0)
         result.missing = counts.get("missing", 0)
-        result.deleted_bytes = sum(sizes[n] for n in due)
+        result.deleted_bytes = sum(sizes[n] for n in due) - counts.get("kept_bytes", 0)
         gone = {*due, *due_envelopes}
         _save_marks(path, {n: m for n, m in marks.items() if n not in gone})
     return result

@@ -100,14 +100,20 @@ class AuditMiddleware:
         await record(status or 500)
 
 
-def _error(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error(
+    request: Request,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: dict[str, object] | None = None,
+) -> Response:
     audit_context(request).reason = message
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return JSONResponse({**(details or {}), "error": message}, status_code=status, headers=headers)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return _error(request, exc.status, exc.message, exc.headers)
+    return _error(request, exc.status, exc.message, exc.headers, exc.details)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -47,13 +47,23 @@ T = TypeVar("T")
 
 
 class ApiError(Exception):
-    """A refusal: becomes ``{"error": message}`` with ``status`` (and is audited with its reason)."""
+    """A refusal: becomes ``{"error": message}`` with ``status`` (and is audited with its reason).
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    ``details`` adds fields to the JSON body beside ``error`` (documented per route in docs/api.md).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.details = details or {}
 
 
 @dataclass

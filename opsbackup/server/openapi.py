@@ -183,9 +183,11 @@ OPENAPI: dict[str, Any] = {
                     "400": "invalid host or backup id, not a signed manifest, or a bad signature",
                     "403": "scope not allowed, or signer is not a current host key",
                     "409": "another manifest exists under this id, the account has no keyring, objects the "
-                    "manifest names are not stored (X-Opsbackup-Missing-Objects), or the key envelope of "
+                    "manifest names are not stored or are being deleted by a delete in progress "
+                    "(X-Opsbackup-Missing-Objects; 'deleting' lists the latter), or the key envelope of "
                     "the backup or of one of its sources is not stored (upload it first)",
                     "413": "manifest too large",
+                    "503": "ran past its deadline and stopped before storing; send it again",
                 },
                 body=_BYTES,
                 params=[_HOST, _BACKUP],
@@ -299,13 +301,15 @@ OPENAPI: dict[str, Any] = {
                 {
                     "200": {
                         "description": '{"deleted_objects", "deleted_manifests", "deleted_envelopes", '
-                        '"missing"}'
+                        '"missing", "kept_objects", "kept_envelopes", "kept_bytes"}: kept ones are needed '
+                        "by a manifest outside the request's basis"
                     }
                 },
                 {
                     "400": "not a signed delete request, or a malformed body",
                     "403": "unsigned by a deletion key, bad signature, other account, stale, or replayed",
                     "413": "request too large",
+                    "503": "a manifest could not be read, or the request ran past its deadline: send another",
                 },
                 body=_BYTES,
             )

@@ -5,11 +5,17 @@ the signature against the keyring's active deletion keys (before the body is par
 body, the account it names, its issued-at time (within ``delete_window`` seconds of the server
 clock) and its nonce, which is remembered as ``accounts/<id>/nonces/<hex>`` with a conditional
 create, so a replay (on this or any other server instance) loses and is refused.
+
+A request that names objects or envelopes is then recorded as pending
+(:mod:`opsbackup.server.pending`), and nothing that a manifest outside its basis needs is
+deleted: not one stored after the signer read the manifests, nor one being stored right now.
+Those are *kept* and counted, so a prune racing a backup never breaks it.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -18,8 +24,9 @@ from starlette.routing import Route
 
 from crypto.signing import verify
 from formats import delete_request
-from formats.errors import FormatError, IntegrityError, WrongKeyError
+from formats.errors import FormatError, IntegrityError, NotFoundError, WrongKeyError
 from formats.roles import Role
+from opsbackup.server import pending
 from opsbackup.server.accounts import Account, Scope
 from opsbackup.server.common import (
     ApiError,
@@ -75,24 +82,47 @@ def check_delete_request(
     return req
 
 
-def _apply(store: ObjectStore, account: Account, req: delete_request.DeleteRequest) -> dict[str, int]:
-    counts = {"deleted_objects": 0, "deleted_manifests": 0, "deleted_envelopes": 0, "missing": 0}
-    for name in req.objects:
-        if store.delete(object_key(account, name.hex())):
-            counts["deleted_objects"] += 1
-        else:
-            counts["missing"] += 1
-    for m in req.manifests:
-        if store.delete(manifest_key(account, m.host, m.backup_id.hex())):
-            counts["deleted_manifests"] += 1
-        else:
-            counts["missing"] += 1
-    for backup_id in req.envelopes:  # every generation of each
-        if delete_envelope(store, account, backup_id):
-            counts["deleted_envelopes"] += 1
-        else:
-            counts["missing"] += 1
+def _apply(
+    store: ObjectStore, account: Account, req: delete_request.DeleteRequest, clock: Callable[[], float]
+) -> dict[str, int]:
+    fields = ("deleted_objects", "deleted_manifests", "deleted_envelopes", "missing")
+    counts = dict.fromkeys((*fields, "kept_objects", "kept_envelopes", "kept_bytes"), 0)
+    started = clock()
+
+    def count(deleted: bool, field: str) -> None:
+        counts[field if deleted else "missing"] += 1
+
+    for m in req.manifests:  # first: what only they needed is unreferenced from now on
+        pending.check_deadline(started, clock(), "the delete request")
+        count(store.delete(manifest_key(account, m.host, m.backup_id.hex())), "deleted_manifests")
+    if not req.objects and not req.envelopes:
+        return counts
+    record = pending.record_delete(store, account, req, started)
+    try:  # recorded before the manifests are read: a manifest stored from now on sees the record
+        needs = pending.needs_outside(store, account, req.basis, clock())
+        for name in req.objects:
+            if name in needs.objects:
+                counts["kept_objects"] += 1
+                counts["kept_bytes"] += _size(store, object_key(account, name.hex()))
+                continue
+            pending.check_deadline(started, clock(), "the delete request")
+            count(store.delete(object_key(account, name.hex())), "deleted_objects")
+        for backup_id in req.envelopes:  # every generation of each
+            if backup_id in needs.envelopes:
+                counts["kept_envelopes"] += 1
+                continue
+            pending.check_deadline(started, clock(), "the delete request")
+            count(delete_envelope(store, account, backup_id), "deleted_envelopes")
+    finally:
+        pending.drop(store, record)
     return counts
+
+
+def _size(store: ObjectStore, key: str) -> int:
+    try:
+        return store.size(key)
+    except NotFoundError:
+        return 0
 
 
 async def post_delete(request: Request) -> Response:
@@ -102,7 +132,7 @@ async def post_delete(request: Request) -> Response:
     req = await run_in_threadpool(
         lambda: check_delete_request(s.store, account, data, now=s.clock(), window=s.delete_window)
     )
-    counts = await run_in_threadpool(_apply, s.store, account, req)
+    counts = await run_in_threadpool(_apply, s.store, account, req, s.clock)
     return JSONResponse(counts)
 
 

@@ -2,8 +2,10 @@
 and every named object present), list, fetch.
 
 Order of the checks of a PUT (docs/api.md): credential and scope, path, size; the signature
-(before the body is parsed), the body against the URL and the account; then that every object
-the manifest names is stored; then the key envelopes; only then the create-only store. The
+(before the body is parsed), the body against the URL and the account; then the manifest is
+recorded as pending (:mod:`opsbackup.server.pending`) and must not need anything a delete in
+progress is removing; then every object the manifest names must be stored; then the key
+envelopes; only then the create-only store, and the pending record is dropped. The
 presence check reads the shared storage during the request (no per-instance state), so a
 manifest naming an object a prune has already swept is refused (409 with
 ``X-Opsbackup-Missing-Objects``) instead of being stored unrestorable. It comes before the
@@ -25,6 +27,7 @@ from crypto.manifest_check import verify_manifest
 from formats.errors import FormatError, IntegrityError, NotFoundError, WrongKeyError
 from formats.manifest import Manifest
 from formats.roles import Role
+from opsbackup.server import pending
 from opsbackup.server.accounts import Account, Scope
 from opsbackup.server.common import (
     ApiError,
@@ -99,6 +102,29 @@ def _missing_objects(store: ObjectStore, account: Account, body: Manifest) -> li
     return [name for key, name in keys.items() if key not in found]
 
 
+def _doomed(store: ObjectStore, account: Account, body: Manifest, now: float) -> tuple[list[str], list[str]]:
+    """The objects and envelopes (hex, sorted) ``body`` needs that a delete in progress removes."""
+    needs = pending.Needs()
+    needs.add(body)
+    objects: set[bytes] = set()
+    envelopes: set[bytes] = set()
+    for req in pending.pending_deletes(store, account, now):
+        objects.update(needs.objects.intersection(req.objects))
+        envelopes.update(needs.envelopes.intersection(req.envelopes))
+    return sorted(n.hex() for n in objects), sorted(e.hex() for e in envelopes)
+
+
+def _doomed_error(objects: list[str], envelopes: list[str]) -> ApiError:
+    what = f"{len(objects)} objects" + (f" and {len(envelopes)} key envelopes" if envelopes else "")
+    return ApiError(
+        409,
+        f"{what} the manifest needs are being deleted by a prune right now; nothing was stored: "
+        "upload them again",
+        {MISSING_HEADER: str(len(objects) + len(envelopes))},
+        {"deleting": objects, "deleting_envelopes": envelopes},
+    )
+
+
 def _missing_error(missing: list[str]) -> ApiError:
     shown = ", ".join(missing[:_SHOWN]) + (", ..." if len(missing) > _SHOWN else "")
     return ApiError(
@@ -124,19 +150,31 @@ async def put_manifest(request: Request) -> Response:
             )
         return False
 
-    def store_it() -> bool:
-        missing = _missing_objects(s.store, account, body)
-        if missing:
+    def check_and_store() -> bool:
+        started = s.clock()
+        record = pending.record_manifest(s.store, account, host, backup_id, data, started)
+        try:  # recorded before anything is checked: a delete that has not seen the record yet sees it now
+            return store_it(started)
+        finally:
+            pending.drop(s.store, record)
+
+    def store_it(started: float) -> bool:
+        doomed_objects, doomed_envelopes = _doomed(s.store, account, body, started)
+        missing = None if doomed_objects or doomed_envelopes else _missing_objects(s.store, account, body)
+        if missing is None or missing:
             try:  # a retry of a manifest stored earlier is answered as before: it is published
                 return same_as_stored()
             except NotFoundError:
+                if missing is None:
+                    raise _doomed_error(doomed_objects, doomed_envelopes) from None
                 raise _missing_error(missing) from None
         _check_envelopes(s.store, account, body)
+        pending.check_deadline(started, s.clock(), "storing the manifest")
         if s.store.put(key, io.BytesIO(data), overwrite=False):
             return True
         return same_as_stored()
 
-    created = await run_in_threadpool(store_it)
+    created = await run_in_threadpool(check_and_store)
     return JSONResponse(
         {"host": host, "backup_id": backup_id, "created": created}, status_code=201 if created else 200
     )

@@ -127,3 +127,40 @@ def test_a_real_sweep_racing_the_manifest_put_is_refused_with_the_clear_error(
     result = check(admin, read_data=True)
     assert result.ok, result.errors
     assert result.counts["manifests"] == 1
+
+
+def test_a_backup_published_after_prune_read_the_manifests_keeps_what_it_reuses(
+    env: ClientEnv, tmp_path: Path
+) -> None:
+    """The prune-side window: a prune has read the manifests and decided to sweep a forgotten
+    backup's packs; a backup that reuses some of them publishes its manifest before the delete
+    request arrives. The request names the manifests its plan saw (its basis), so the server keeps
+    everything the newer manifest needs, and the prune reports them as kept."""
+    src = make_tree(tmp_path)
+    admin = env.account(Scope.ADMIN)
+    marks = tmp_path / "marks"
+    with small():
+        first = backup(env, src)
+    delete_in_batches(admin, env.keys.deletion, manifests=[("web1", bytes.fromhex(first.backup_id))])
+    t0 = 1_000_000_000.0
+    mark = prune(admin, env.keys.deletion, marks_dir=marks, now=t0)
+    assert mark.marked == mark.objects > 0
+    (src / "new.bin").write_bytes(os.urandom(300_000))
+    published = []
+
+    def back_up_now() -> None:  # the plan is made: every object of the forgotten backup is due
+        with small():
+            published.append(backup(env, src))
+
+    result = prune(admin, env.keys.deletion, marks_dir=marks, now=t0 + 25 * 3600, before_delete=back_up_now)
+    (second,) = published
+    reopened = open_backup(env.account(Scope.RESTORE), env.keys, "web1", second.backup_id)
+    reused = {p.name for p in reopened.root.packs if p.source != 0}
+    assert reused  # the second run reused packs of the forgotten backup, which the plan had due
+    assert {bytes.fromhex(n) for n in result.to_delete} >= reused
+    assert result.kept == len(reused) + 1  # + its key envelope, still needed as a source's
+    assert result.deleted_objects == len(result.to_delete) - len(reused)
+    assert result.deleted_envelopes == 0
+    check_result = check(env.account(Scope.ADMIN), read_data=True)
+    assert check_result.ok, check_result.errors
+    assert check_result.counts["manifests"] == 1

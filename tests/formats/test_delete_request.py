@@ -36,13 +36,14 @@ def requests(draw: st.DrawFn) -> DeleteRequest:
         objects=tuple(sorted(objects)),
         manifests=tuple(sorted(manifests)),
         envelopes=tuple(sorted(envelopes)),
+        basis=tuple(sorted(draw(st.sets(manifest_ids, max_size=5)))),
     )
 
 
 @given(requests())
 def test_round_trip_is_canonical(req: DeleteRequest) -> None:
     data = delete_request.encode(req)
-    assert data[:6] == b"OBDR\x00\x01"
+    assert data[:6] == b"OBDR\x00\x02"
     assert data[6:22] == req.account_id
     assert data[22:38] == req.nonce
     assert delete_request.decode(data) == req
@@ -65,6 +66,7 @@ def test_golden_good_vectors(vector: dict[str, Any]) -> None:
     assert [o.hex() for o in req.objects] == vector["objects"]
     assert [{"host": m.host, "backup_id": m.backup_id.hex()} for m in req.manifests] == vector["manifests"]
     assert [e.hex() for e in req.envelopes] == vector["envelopes"]
+    assert [{"host": m.host, "backup_id": m.backup_id.hex()} for m in req.basis] == vector["basis"]
     assert delete_request.encode(req).hex() == vector["hex"]
 
 
@@ -102,6 +104,10 @@ def _req(**kw: Any) -> DeleteRequest:
         ({"envelopes": (b"\x01" * 16, b"\x01" * 16)}, "sorted"),
         ({"envelopes": (b"\x01" * 15,)}, "16 bytes"),
         ({"objects": (), "envelopes": tuple(i.to_bytes(16, "big") for i in range(100_001))}, "at most"),
+        ({"basis": (ManifestId("b", bytes(16)), ManifestId("a", bytes(16)))}, "basis .*sorted"),
+        ({"basis": (ManifestId("a", bytes(16)), ManifestId("a", bytes(16)))}, "basis .*sorted"),
+        ({"basis": (ManifestId("a", bytes(15)),)}, "invalid manifest id"),
+        ({"objects": (), "basis": (ManifestId("a", bytes(16)),)}, "at least one"),
     ],
 )
 def test_encode_refuses_invalid_requests(fields: dict[str, Any], problem: str) -> None:
@@ -115,11 +121,25 @@ def test_envelopes_follow_the_manifests_and_count_toward_the_limit() -> None:
     assert data[46:50] == bytes(4)  # no objects
     assert data[50:54] == bytes(4)  # no manifests
     assert data[54:58] == (2).to_bytes(4, "big")
-    assert data[58:] == b"\x01" * 16 + b"\x02" * 16
+    assert data[58:90] == b"\x01" * 16 + b"\x02" * 16
+    assert data[90:] == bytes(4)  # an empty basis
     assert delete_request.decode(data) == req
     # 99 999 objects plus 2 envelopes: past MAX_ITEMS although each list alone is within it.
     objects = tuple(i.to_bytes(32, "big") for i in range(delete_request.MAX_ITEMS - 1))
-    crowded = delete_request.encode(_req(objects=objects)).removesuffix(bytes(4))
-    body = crowded + (2).to_bytes(4, "big") + b"\x01" * 16 + b"\x02" * 16
+    crowded = delete_request.encode(_req(objects=objects)).removesuffix(bytes(8))
+    body = crowded + (2).to_bytes(4, "big") + b"\x01" * 16 + b"\x02" * 16 + bytes(4)
     with pytest.raises(FormatError, match="exceed the limit"):
         delete_request.decode(body)
+
+
+def test_the_basis_comes_last_and_does_not_count_toward_the_item_limit() -> None:
+    basis = tuple(ManifestId("h", i.to_bytes(16, "big")) for i in range(3))
+    objects = tuple(i.to_bytes(32, "big") for i in range(delete_request.MAX_ITEMS))
+    req = _req(objects=objects, basis=basis)
+    data = delete_request.encode(req)  # MAX_ITEMS objects and a basis: within the limits
+    tail = b"".join(b"\x01h" + m.backup_id for m in basis)
+    assert data.endswith((3).to_bytes(4, "big") + tail)
+    assert delete_request.decode(data).basis == basis
+    over = (delete_request.MAX_BASIS + 1).to_bytes(4, "big")
+    with pytest.raises(FormatError, match="exceeds the limit"):
+        delete_request.decode(data[: -len(tail) - 4] + over + tail * ((delete_request.MAX_BASIS + 3) // 3))

@@ -39,6 +39,9 @@ def test_prune_with_a_concurrent_backup_loses_nothing(env: ClientEnv, tmp_path: 
         "deleted_manifests": 1,
         "deleted_envelopes": 0,  # forget deletes manifests only; prune frees the envelopes
         "missing": 0,
+        "kept_objects": 0,
+        "kept_envelopes": 0,
+        "kept_bytes": 0,
     }
     # Backup C starts and stops after its first pack is up: packs on the server, no manifest yet.
     uploaded, go = threading.Event(), threading.Event()

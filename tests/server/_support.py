@@ -153,6 +153,8 @@ def delete_body(
     *,
     objects: Iterable[bytes] = (),
     manifests: Iterable[delete_request.ManifestId] = (),
+    envelopes: Iterable[bytes] = (),
+    basis: Iterable[delete_request.ManifestId] = (),
     issued_at: int | None = None,
     nonce: bytes | None = None,
 ) -> bytes:
@@ -163,6 +165,8 @@ def delete_body(
         issued_at=int(time.time()) if issued_at is None else issued_at,
         objects=tuple(sorted(set(objects))),
         manifests=tuple(sorted(set(manifests))),
+        envelopes=tuple(sorted(set(envelopes))),
+        basis=tuple(sorted(set(basis))),
     )
     return sign_object(key, delete_request.encode(req))
 

@@ -62,7 +62,15 @@ def test_signed_fresh_delete_works_once_and_a_replay_is_refused(
     )
     r = server.call("POST", "/v1/delete", env.tokens[Scope.HOST], data=body)
     assert r.status_code == 200, r.text
-    assert r.json() == {"deleted_objects": 1, "deleted_manifests": 1, "deleted_envelopes": 0, "missing": 0}
+    assert r.json() == {
+        "deleted_objects": 1,
+        "deleted_manifests": 1,
+        "deleted_envelopes": 0,
+        "missing": 0,
+        "kept_objects": 0,
+        "kept_envelopes": 0,
+        "kept_bytes": 0,
+    }
     assert not server.store.exists(object_key(env.account, name.hex()))
     _upload(server, env, b"old backup")  # put it back: the replay must not delete it again
     _refused(server, env, body, 403, "replay")

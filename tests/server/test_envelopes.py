@@ -308,7 +308,15 @@ def test_a_delete_request_removes_every_generation(env: ClientEnv) -> None:
     body = sign_delete_request(env.keys.deletion, env.account_id, envelopes=[gone, bid])
     r = env.server.call("POST", "/v1/delete", env.tokens[Scope.ADMIN], data=body)
     assert r.status_code == 200, r.text
-    assert r.json() == {"deleted_objects": 0, "deleted_manifests": 0, "deleted_envelopes": 1, "missing": 1}
+    assert r.json() == {
+        "deleted_objects": 0,
+        "deleted_manifests": 0,
+        "deleted_envelopes": 1,
+        "missing": 1,
+        "kept_objects": 0,
+        "kept_envelopes": 0,
+        "kept_bytes": 0,
+    }
     assert _stored_generations(env, bid) == []
     r = env.server.call("GET", f"/v1/envelopes/{bid.hex()}", env.tokens[Scope.HOST])
     assert r.status_code == 404

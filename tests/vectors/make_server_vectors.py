@@ -115,6 +115,7 @@ def delete_vectors() -> dict[str, Any]:
         objects=(b"\x01" * 32, b"\x02" * 32),
         manifests=(ManifestId("db1", b"\x05" * 16), ManifestId("web1", b"\x03" * 16)),
         envelopes=(b"\x03" * 16, b"\x04" * 16),
+        basis=(ManifestId("db1", b"\x06" * 16), ManifestId("web1", b"\x07" * 16)),
     )
     data = delete_request.encode(req)
     only_envelope = DeleteRequest(
@@ -135,6 +136,7 @@ def delete_vectors() -> dict[str, Any]:
             "objects": [o.hex() for o in req.objects],
             "manifests": [{"host": m.host, "backup_id": m.backup_id.hex()} for m in req.manifests],
             "envelopes": [e.hex() for e in req.envelopes],
+            "basis": [{"host": m.host, "backup_id": m.backup_id.hex()} for m in req.basis],
         },
         {
             "name": "one envelope only",
@@ -145,21 +147,25 @@ def delete_vectors() -> dict[str, Any]:
             "objects": [],
             "manifests": [],
             "envelopes": [e.hex() for e in only_envelope.envelopes],
+            "basis": [],
         },
     ]
     head = 6 + 16 + 16 + 8
-    objs = data[head + 4 : head + 4 + 64]
+    basis_len = 4 + (1 + 3 + 16) + (1 + 4 + 16)
+    body, basis = data[:-basis_len], data[-basis_len:]  # basis: count, db1, web1
+    objs = body[head + 4 : head + 4 + 64]
     rest = data[head + 4 + 64 :]
-    mans = data[: -(4 + 32)]  # everything before the envelope list
-    envs = data[-32:]
+    mans = body[: -(4 + 32)]  # everything before the envelope list
+    envs = body[-32:]
 
     def bad(name: str, raw: bytes, match: str) -> dict[str, str]:
         return {"name": name, "hex": raw.hex(), "error": "FormatError", "match": match}
 
     swapped = objs[32:] + objs[:32]
     dup = objs[:32] * 2
-    empty = data[:head] + b"\x00\x00\x00\x00" * 3
-    rest_m, tail = rest[: -(4 + 32)], rest[-(4 + 32) :]  # the manifest list; the envelope list
+    empty = data[:head] + b"\x00\x00\x00\x00" * 3 + basis  # a basis alone names nothing to delete
+    basis_swapped = basis[:4] + basis[4 + 20 :] + basis[4 : 4 + 20]
+    rest_m, tail = rest[: -(4 + 32 + basis_len)], rest[-(4 + 32 + basis_len) :]  # manifests; the rest
     m_bad_host = rest_m[:4] + b"\x03DB1" + rest_m[8:] + tail
     m_swapped = rest_m[:4] + rest_m[4 + 20 :] + rest_m[4 : 4 + 20] + tail
     return {
@@ -170,7 +176,8 @@ def delete_vectors() -> dict[str, Any]:
         "bad": [
             bad("empty input", b"", "not recognised"),
             bad("wrong magic", b"OBDX" + data[4:], "not recognised"),
-            bad("unsupported version", data[:4] + b"\x00\x02" + data[6:], "unsupported format version"),
+            bad("version 1 (no basis)", data[:4] + b"\x00\x01" + body[6:], "unsupported format version"),
+            bad("unsupported version", data[:4] + b"\x00\x03" + data[6:], "unsupported format version"),
             bad("truncated", data[: head - 1], "truncated"),
             bad("trailing byte", data + b"\x00", "trailing"),
             bad("objects unsorted", data[: head + 4] + swapped + rest, "not sorted"),
@@ -179,10 +186,14 @@ def delete_vectors() -> dict[str, Any]:
             bad("upper-case host", data[: head + 4] + objs + m_bad_host, "invalid host"),
             bad("huge object count", data[:head] + b"\xff\xff\xff\xff" + data[head + 4 :], "does not fit"),
             bad("names nothing", empty, "names nothing"),
-            bad("envelopes unsorted", mans + b"\x00\x00\x00\x02" + envs[16:] + envs[:16], "not sorted"),
-            bad("envelopes duplicated", mans + b"\x00\x00\x00\x02" + envs[:16] * 2, "not sorted"),
-            bad("huge envelope count", mans + b"\x00\x00\x00\x03" + envs, "does not fit"),
-            bad("no envelope count (an old body)", mans, "truncated"),
+            bad("envelopes unsorted", mans + b"\x00\x00\x00\x02" + envs[16:] + envs[:16] + basis, "not sorted"),
+            bad("envelopes duplicated", mans + b"\x00\x00\x00\x02" + envs[:16] * 2 + basis, "not sorted"),
+            bad("huge envelope count", mans + b"\x00\x00\x01\x00" + envs + basis, "does not fit"),
+            bad("no envelope count", mans, "truncated"),
+            bad("no basis count", body, "truncated"),
+            bad("basis unsorted", body + basis_swapped, "not sorted"),
+            bad("basis duplicated", body + basis[:4] + basis[4:24] * 2, "not sorted"),
+            bad("huge basis count", body + b"\x00\x00\x00\x03" + basis[4:], "does not fit"),
         ],
     }
 
