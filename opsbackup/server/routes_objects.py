@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterator
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -142,16 +143,22 @@ async def query_objects(request: Request) -> Response:
 def _list_page(
     store: ObjectStore, prefix: str, after: str, limit: int
 ) -> tuple[list[dict[str, object]], str | None]:
-    """Up to ``limit`` objects (name, size) after ``after`` in name order, and the next cursor."""
-    names = (name for key in store.list(prefix) if _OBJECT_NAME.fullmatch(name := key.rsplit("/", 1)[-1]))
+    """Up to ``limit`` objects (name, size) after ``after`` in name order, and the next cursor.
 
-    def describe(name: str) -> dict[str, object] | None:
-        try:
-            return {"name": name, "size": store.size(f"{prefix}{name[:2]}/{name}")}
-        except NotFoundError:  # deleted while listing
-            return None
+    The sizes come with the listing (:meth:`ObjectStore.list_sizes`): on S3 from the
+    ``ListObjectsV2`` pages, not one ``HeadObject`` per object. A key not at its object's place
+    (``PREFIX/ab/ab...``) is not one of the account's objects and is skipped.
+    """
+    sizes: dict[str, int] = {}  # of the names after ``after`` read so far: at most limit + 1
 
-    return list_page(names, after, limit, describe)
+    def names() -> Iterator[str]:
+        for key, size in store.list_sizes(prefix):
+            name = key.rsplit("/", 1)[-1]
+            if name > after and _OBJECT_NAME.fullmatch(name) and key == f"{prefix}{name[:2]}/{name}":
+                sizes[name] = size
+                yield name
+
+    return list_page(names(), after, limit, lambda name: {"name": name, "size": sizes[name]})
 
 
 async def list_objects(request: Request) -> Response:

@@ -86,6 +86,25 @@ class ObjectStore(abc.ABC):
     def list(self, prefix: str) -> Iterator[str]:
         """Every key under ``prefix`` (a key prefix ending in ``/``, or ``""`` for all), sorted."""
 
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Every ``(key, size)`` under ``prefix``, in the order of :meth:`list`.
+
+        For callers that need each listed object's size (the server's object listing, which prune
+        reads): a backend whose listing already carries sizes (S3's ``ListObjectsV2``) overrides
+        this so it costs no request per object. This default asks :meth:`size` for each key and
+        skips a key deleted between the listing and that call. A key deleted while the listing
+        runs may or may not appear; a key that appears has the size it had when it was looked at.
+        An invalid ``prefix`` raises :class:`FormatError` as :meth:`list` does.
+        """
+        return self._sizes_of(self.list(prefix))
+
+    def _sizes_of(self, keys: Iterator[str]) -> Iterator[tuple[str, int]]:
+        for key in keys:
+            try:
+                yield key, self.size(key)
+            except NotFoundError:  # deleted since it was listed
+                continue
+
     def read(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes:
         """The whole range as one bytes object: only for small objects (keyrings, manifests)."""
         return b"".join(self.get(key, offset=offset, length=length))

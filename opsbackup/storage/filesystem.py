@@ -17,9 +17,9 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from opsbackup.errors import FormatError, IntegrityError, LocalIOError, NotFoundError
 from opsbackup.storage.base import ObjectStore, check_key
@@ -32,6 +32,7 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOT_THERE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+_T = TypeVar("_T")
 
 
 class FilesystemStore(ObjectStore):
@@ -177,19 +178,29 @@ class FilesystemStore(ObjectStore):
             os.close(dir_fd)
 
     def list(self, prefix: str) -> Iterator[str]:
+        fd = self._open_prefix(prefix)
+        return iter(()) if fd is None else self._walk(fd, prefix, _key_only)
+
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """One ``fstatat`` per file, made when the walk reaches it (no open, unlike :meth:`size`)."""
+        fd = self._open_prefix(prefix)
+        return iter(()) if fd is None else self._walk(fd, prefix, _key_and_size)
+
+    def _open_prefix(self, prefix: str) -> int | None:
+        """A descriptor of the directory ``prefix`` names, None if it does not exist."""
         if prefix and not prefix.endswith("/"):
             raise FormatError(f"invalid list prefix {prefix[:80]!r}: must be empty or end with '/'")
         if prefix:
             check_key(prefix[:-1])
         segments = prefix[:-1].split("/") if prefix else []
         try:
-            fd = self._open_dir(segments, create=False)
+            return self._open_dir(segments, create=False)
         except NotFoundError:
-            return iter(())
-        return self._walk(fd, prefix)
+            return None
 
-    def _walk(self, fd: int, prefix: str) -> Iterator[str]:
-        """Keys under the directory ``fd`` in sorted order, lazily (closes ``fd``).
+    def _walk(self, fd: int, prefix: str, leaf: Callable[[int, str, str], _T | None]) -> Iterator[_T]:
+        """``leaf(dir_fd, name, key)`` for the files under the directory ``fd`` in sorted key order,
+        lazily, skipping None (closes ``fd``).
 
         Sorting a directory's entries with ``name + "/"`` for subdirectories yields the global
         string order of keys: every key below ``d`` starts with ``d/``.
@@ -206,7 +217,9 @@ class FilesystemStore(ObjectStore):
                 )
             for sort_name, is_file in entries:
                 if is_file:
-                    yield prefix + sort_name
+                    item = leaf(fd, sort_name, prefix + sort_name)
+                    if item is not None:
+                        yield item
                 elif sort_name.endswith("/"):
                     try:
                         child = os.open(sort_name[:-1], _DIR_FLAGS, dir_fd=fd)
@@ -214,9 +227,24 @@ class FilesystemStore(ObjectStore):
                         if exc.errno in _NOT_THERE:
                             continue  # removed meanwhile, or replaced by a symlink: skip
                         raise
-                    yield from self._walk(child, prefix + sort_name)
+                    yield from self._walk(child, prefix + sort_name, leaf)
         finally:
             os.close(fd)
+
+
+def _key_only(_dir_fd: int, _name: str, key: str) -> str:
+    return key
+
+
+def _key_and_size(dir_fd: int, name: str, key: str) -> tuple[str, int] | None:
+    """``(key, size)`` of a regular file, None if it was deleted (or replaced) since the scan."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _NOT_THERE:
+            return None
+        raise
+    return (key, st.st_size) if stat.S_ISREG(st.st_mode) else None
 
 
 def _is_key_segment(name: str) -> bool:

@@ -363,14 +363,18 @@ class S3Store(ObjectStore):
         return True
 
     def list(self, prefix: str) -> Iterator[str]:
+        return (key for key, _ in self.list_sizes(prefix))
+
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Sizes from the ``ListObjectsV2`` pages themselves: one request per 1,000 keys, no HEAD."""
         if prefix and not prefix.endswith("/"):
             raise FormatError(f"invalid list prefix {prefix[:80]!r}: must be empty or end with '/'")
         if prefix:
             check_key(prefix[:-1])
         return self._list(prefix)
 
-    def _list(self, prefix: str) -> Iterator[str]:
-        """Keys in S3's order (UTF-8 bytes, which for key characters is Python's string order)."""
+    def _list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """``(key, size)`` in S3's order (UTF-8 bytes, which for key characters is Python's string order)."""
         cut = len(self.prefix)
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix + prefix
@@ -380,7 +384,7 @@ class S3Store(ObjectStore):
                 for item in page.get("Contents", ()):
                     key = str(item["Key"])[cut:]
                     try:
-                        yield check_key(key)
+                        yield check_key(key), int(item["Size"])
                     except FormatError:
                         continue  # not one of ours (written by something else): skip, like the filesystem
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:

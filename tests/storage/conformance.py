@@ -11,12 +11,13 @@ fixture returning a fresh, empty store; pytest then runs every test below agains
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -72,6 +73,13 @@ class PatternSource(io.RawIOBase):
         while piece := source.read(1 << 20):
             h.update(piece)
         return h.digest()
+
+
+def _list_sizes(store: ObjectStore, implementation: str) -> Callable[[str], Iterator[tuple[str, int]]]:
+    """The backend's ``list_sizes``, or the base class's default run on the backend."""
+    if implementation == "backend":
+        return store.list_sizes
+    return functools.partial(ObjectStore.list_sizes, store)
 
 
 def _put(store: ObjectStore, key: str, data: bytes, **kwargs: object) -> bool:
@@ -237,6 +245,48 @@ class ObjectStoreConformance:
         assert list(store.list("nothing/")) == []
         with pytest.raises(FormatError):
             list(store.list("../"))
+
+    @pytest.mark.parametrize("implementation", ["backend", "default"])
+    def test_list_sizes(self, store: ObjectStore, implementation: str) -> None:
+        """Sizes as :meth:`size` gives them, in :meth:`list` order; also the base class's default."""
+        list_sizes = _list_sizes(store, implementation)
+        objects = {
+            "a.x": b"1",
+            "a/b": b"",
+            "a/c/d": b"three",
+            "a-z": b"22",
+            "b": b"x" * 1000,
+            "data/00/1": b"y",
+        }
+        for k, data in objects.items():
+            _put(store, k, data)
+        for prefix in ("", "a/", "a/c/", "data/", "nothing/"):
+            listed = list(list_sizes(prefix))
+            assert listed == [(k, len(objects[k])) for k in store.list(prefix)]
+            assert listed == [(k, store.size(k)) for k in store.list(prefix)]
+        assert [k for k, _ in list_sizes("")] == sorted(objects)
+        with pytest.raises(FormatError):
+            list(list_sizes("../"))
+        with pytest.raises(FormatError):
+            list(list_sizes("a"))
+
+    @pytest.mark.parametrize("implementation", ["backend", "default"])
+    def test_list_sizes_survives_deletes_while_listing(self, store: ObjectStore, implementation: str) -> None:
+        """Keys deleted mid-listing (some already scanned, some not) are not fatal; the rest all appear."""
+        list_sizes = _list_sizes(store, implementation)
+        objects = {f"d/{i:02d}/{j}": b"z" * (i * 10 + j) for i in range(4) for j in range(3)}
+        for k, data in objects.items():
+            _put(store, k, data)
+        gone = {"d/00/2", "d/01/0", "d/01/1", "d/01/2", "d/03/2"}
+        listing = list_sizes("d/")
+        listed = [next(listing)]
+        for k in sorted(gone):
+            assert store.delete(k)
+        listed += list(listing)
+        keys = [k for k, _ in listed]
+        assert keys == sorted(keys)
+        assert set(objects) - gone <= set(keys) <= set(objects)
+        assert all(size == len(objects[k]) for k, size in listed)
 
     def test_exists_many(self, store: ObjectStore) -> None:
         for k in ("x/1", "x/2", "y"):

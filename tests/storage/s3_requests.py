@@ -1,4 +1,6 @@
-"""Count the S3 requests a backup, a re-backup, a restore and a check cost (a benchmark, not a test).
+"""Count the S3 requests a backup, a re-backup, a restore, a check and a prune's listing cost.
+
+A benchmark, not a test.
 
 Runs the real TLS server over an :class:`S3Store` (default part size) on the moto server, backs up
 ``MIB`` MiB of random files (incompressible: every byte becomes a pack byte), and prints the S3 API
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 from crypto.primitives import random_bytes
 from crypto.private import generate_rsa_key
 from opsbackup.backup import BackupRequest, run_backup
+from opsbackup.ops.prune import list_objects
 from opsbackup.restore import open_snapshot, resolve_snapshot, restore
 from opsbackup.restore.check import check
 from opsbackup.server.accounts import Scope
@@ -94,6 +97,9 @@ def main() -> None:
 
             phase("restore", restore_all)
             phase("check --read-data", lambda: check(env.account(Scope.RESTORE), read_data=True))
+            # What prune's first step costs: GET /v1/objects, every page (the objects above).
+            listed = phase("prune: listing", lambda: list(list_objects(env.account(Scope.RESTORE))))
+            print(f"{'':<18} {len(listed)} objects listed")
 
 
 if __name__ == "__main__":

@@ -164,3 +164,20 @@ def test_bad_settings_are_refused() -> None:
         S3Store("b", prefix="../x/")
     with pytest.raises(FormatError):
         S3Store("b", part_size=MIN_PART_SIZE - 1)
+
+
+def test_list_sizes_takes_sizes_from_the_list_pages_not_one_head_per_object() -> None:
+    """1,001 objects under a prefix: two ListObjectsV2 pages and no other request at all."""
+    store = new_store(prefix="p/")
+    neighbour = new_store(prefix="q/", bucket=store.bucket)
+    neighbour.put("d/x", io.BytesIO(b"not ours"))
+    raw = boto3.client("s3", endpoint_url=moto_endpoint(), region_name=REGION)
+    keys = [f"d/{i:04d}" for i in range(1001)]
+    for i, key in enumerate(keys):
+        raw.put_object(Bucket=store.bucket, Key="p/" + key, Body=b"x" * (i % 7))
+    raw.put_object(Bucket=store.bucket, Key="p/d/Upper", Body=b"not a key")
+    calls: list[str] = []
+    store.client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    listed = list(store.list_sizes("d/"))
+    assert listed == [(key, i % 7) for i, key in enumerate(keys)]
+    assert calls == ["ListObjectsV2", "ListObjectsV2"]
