@@ -14,6 +14,7 @@ failure becomes one error of :mod:`opsbackup.errors` with one clear line.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import random
 import re
@@ -38,7 +39,6 @@ from opsbackup.errors import (
     ServerRefusedError,
     TransportError,
 )
-from opsbackup.pki import fingerprint
 
 if TYPE_CHECKING:
     from requests.adapters import _HostParams, _PoolKwargs
@@ -217,6 +217,22 @@ def pinned_ssl_context(
     return ctx
 
 
+def _pinned_fingerprint(ctx: ssl.SSLContext, ca_file: Path) -> str:
+    """:func:`opsbackup.pki.fingerprint` of ``ca_file``, from the certificate ``ctx`` pinned.
+
+    SHA-256 of the DER of the one certificate the context loaded from the file, which is what
+    ``pki.fingerprint`` hashes; so the client need not import ``cryptography.x509`` (some 30 ms
+    of every command's start-up) to parse the file a second time. A file with more than one
+    certificate (the CA and a leaf, say) is left to ``pki.fingerprint``, which takes the first.
+    """
+    if ctx.cert_store_stats()["x509"] == 1:  # the file's only certificate, which is the CA
+        (der,) = ctx.get_ca_certs(binary_form=True)
+        return hashlib.sha256(der).hexdigest()
+    from opsbackup.pki import fingerprint
+
+    return fingerprint(ca_file)
+
+
 class PinnedAdapter(HTTPAdapter):
     """An HTTPAdapter that always uses one prepared SSLContext and never a CA bundle or a proxy."""
 
@@ -285,7 +301,7 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.ca_file = Path(ca_file)
         self.ssl_context = pinned_ssl_context(self.ca_file, client_cert=client_cert, client_key=client_key)
-        self.ca_fingerprint = fingerprint(self.ca_file)
+        self.ca_fingerprint = _pinned_fingerprint(self.ssl_context, self.ca_file)
         self.workers = max(1, workers)
         self.retries = max(0, retries)
         self.backoff = backoff
