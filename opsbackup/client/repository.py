@@ -141,7 +141,10 @@ class Repository:
         are not stored (nothing was stored) and :class:`ServerRefusedError` for any other refusal.
         """
         path = f"/v1/manifests/{host}/{backup_id}"
-        response = self._put_signed(path, signed_manifest)
+        # The server checks every object the manifest names before answering (one HEAD each on
+        # S3, 16 at a time): give a huge backup's manifest (40 bytes per object) the time for it.
+        wait = self.transport.timeout[1] + len(signed_manifest) / 40 / 1000  # 1 s per 1,000 objects
+        response = self._put_signed(path, signed_manifest, read_timeout=wait)
         if response is None:
             return
         message = _error_line(response)
@@ -152,7 +155,9 @@ class Repository:
             )
         raise ServerRefusedError(f"the server refused PUT {path}: 409 {message}")
 
-    def _put_signed(self, path: str, signed: bytes) -> requests.Response | None:
+    def _put_signed(
+        self, path: str, signed: bytes, read_timeout: float | None = None
+    ) -> requests.Response | None:
         """PUT a signed object; ``None`` when stored (201) or already there (200), else the 409."""
         response = self.transport.request(
             "PUT",
@@ -160,6 +165,7 @@ class Repository:
             body=signed,
             headers={"Content-Type": "application/octet-stream"},
             expected=(200, 201, 409),
+            read_timeout=read_timeout,
         )
         return response if response.status_code == 409 else None
 

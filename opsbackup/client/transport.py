@@ -344,11 +344,13 @@ class Transport:
         expected: tuple[int, ...] = (200,),
         stream: bool = False,
         idempotent: bool = True,
+        read_timeout: float | None = None,
     ) -> requests.Response:
         """Send one request (retried as allowed); return the response if its status is expected.
 
         A ``bytes`` or seekable file body is re-sent on retry; an iterator body is sent once.
         ``idempotent=False`` retries only failures where the request surely never left (connect).
+        ``read_timeout`` replaces the usual one for a request the server may think about for long.
         """
         if not path.startswith("/"):
             raise ValueError(f"request path must start with '/': {path!r}")
@@ -367,7 +369,7 @@ class Transport:
                     url,
                     data=body,
                     headers=dict(headers or {}),
-                    timeout=self.timeout,
+                    timeout=self.timeout if read_timeout is None else (self.timeout[0], read_timeout),
                     stream=True,
                     allow_redirects=False,
                 )

@@ -21,7 +21,6 @@ from crypto.private import sign_object
 from formats import delete_request
 from opsbackup.client.account import Account, VerifiedManifest
 from opsbackup.ops.retention import Policy, apply_policy
-from opsbackup.restore.snapshots import list_snapshots
 
 __all__ = ["ForgetPlan", "HostPlan", "delete_in_batches", "plan_forget", "sign_delete_request"]
 
@@ -74,6 +73,10 @@ class ForgetPlan:
 
 def plan_forget(account: Account, policy: Policy, host: str | None = None) -> ForgetPlan:
     """Verify every snapshot (of ``host``, or of every host) and apply ``policy`` to each host's."""
+    # Here, not at the top: ``opsbackup.restore`` loads every restore module, which ``opsbackup run``
+    # (importing this module for its retention step) needs only when a policy is configured.
+    from opsbackup.restore.snapshots import list_snapshots
+
     by_host: dict[str, list[VerifiedManifest]] = collections.defaultdict(list)
     for vm in list_snapshots(account, host):
         by_host[vm.host].append(vm)

@@ -368,6 +368,16 @@ def test_read_timeout_is_retried(world: World) -> None:
     assert len(sleeps) == 1
 
 
+def test_a_longer_read_timeout_for_one_request_waits_instead_of_retrying(world: World) -> None:
+    t = tag()
+    transport, sleeps = make(world, timeout=(5.0, 0.3))
+    with transport:
+        assert transport.request("GET", f"/slow/{t}", read_timeout=5.0).text == "finally"
+        assert transport.timeout == (5.0, 0.3)  # only that request waited longer
+    assert REC.counts[t] == 1
+    assert sleeps == []
+
+
 def test_non_idempotent_requests_are_not_resent(world: World) -> None:
     t = tag()
     transport, sleeps = make(world)
