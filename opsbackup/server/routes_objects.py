@@ -147,12 +147,16 @@ def _list_page(
 
     The sizes come with the listing (:meth:`ObjectStore.list_sizes`): on S3 from the
     ``ListObjectsV2`` pages, not one ``HeadObject`` per object. A key not at its object's place
-    (``PREFIX/ab/ab...``) is not one of the account's objects and is skipped.
+    (``PREFIX/ab/ab...``) is not one of the account's objects and is skipped. The store listing
+    starts after ``after``'s own key (``start_after``): objects' keys sort as their names do, so
+    nothing before it can be on this page, and page p costs what page 1 does (on S3 about 10
+    ``ListObjectsV2`` for 10,000 names, where listing from the start cost some 10·p).
     """
     sizes: dict[str, int] = {}  # of the names after ``after`` read so far: at most limit + 1
+    start_after = f"{prefix}{after[:2]}/{after}" if after else None
 
     def names() -> Iterator[str]:
-        for key, size in store.list_sizes(prefix):
+        for key, size in store.list_sizes(prefix, start_after=start_after):
             name = key.rsplit("/", 1)[-1]
             if name > after and _OBJECT_NAME.fullmatch(name) and key == f"{prefix}{name[:2]}/{name}":
                 sizes[name] = size

@@ -86,7 +86,7 @@ class ObjectStore(abc.ABC):
     def list(self, prefix: str) -> Iterator[str]:
         """Every key under ``prefix`` (a key prefix ending in ``/``, or ``""`` for all), sorted."""
 
-    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+    def list_sizes(self, prefix: str, *, start_after: str | None = None) -> Iterator[tuple[str, int]]:
         """Every ``(key, size)`` under ``prefix``, in the order of :meth:`list`.
 
         For callers that need each listed object's size (the server's object listing, which prune
@@ -95,8 +95,18 @@ class ObjectStore(abc.ABC):
         skips a key deleted between the listing and that call. A key deleted while the listing
         runs may or may not appear; a key that appears has the size it had when it was looked at.
         An invalid ``prefix`` raises :class:`FormatError` as :meth:`list` does.
+
+        ``start_after`` (a key, :class:`FormatError` if it is not one) returns only the keys
+        strictly greater, so a paged listing resumes where its last page ended instead of
+        listing everything before it again. It need not exist, nor lie under ``prefix``. This
+        default filters :meth:`list`, which works on any backend but still reads the skipped
+        keys; backends override it to start there (S3's ``StartAfter``, the filesystem skipping
+        whole directories).
         """
-        return self._sizes_of(self.list(prefix))
+        if start_after is None:
+            return self._sizes_of(self.list(prefix))
+        after = check_key(start_after)
+        return self._sizes_of(key for key in self.list(prefix) if key > after)
 
     def _sizes_of(self, keys: Iterator[str]) -> Iterator[tuple[str, int]]:
         for key in keys:

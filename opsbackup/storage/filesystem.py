@@ -181,10 +181,16 @@ class FilesystemStore(ObjectStore):
         fd = self._open_prefix(prefix)
         return iter(()) if fd is None else self._walk(fd, prefix, _key_only)
 
-    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
-        """One ``fstatat`` per file, made when the walk reaches it (no open, unlike :meth:`size`)."""
+    def list_sizes(self, prefix: str, *, start_after: str | None = None) -> Iterator[tuple[str, int]]:
+        """One ``fstatat`` per file, made when the walk reaches it (no open, unlike :meth:`size`).
+
+        With ``start_after`` the walk neither opens nor scans a directory whose keys all sort
+        at or before it: resuming a listing costs the directories on the way to that key, not
+        everything before it.
+        """
+        after = None if start_after is None else check_key(start_after)
         fd = self._open_prefix(prefix)
-        return iter(()) if fd is None else self._walk(fd, prefix, _key_and_size)
+        return iter(()) if fd is None else self._walk(fd, prefix, _key_and_size, after)
 
     def _open_prefix(self, prefix: str) -> int | None:
         """A descriptor of the directory ``prefix`` names, None if it does not exist."""
@@ -198,12 +204,21 @@ class FilesystemStore(ObjectStore):
         except NotFoundError:
             return None
 
-    def _walk(self, fd: int, prefix: str, leaf: Callable[[int, str, str], _T | None]) -> Iterator[_T]:
-        """``leaf(dir_fd, name, key)`` for the files under the directory ``fd`` in sorted key order,
-        lazily, skipping None (closes ``fd``).
+    def _walk(
+        self,
+        fd: int,
+        prefix: str,
+        leaf: Callable[[int, str, str], _T | None],
+        after: str | None = None,
+    ) -> Iterator[_T]:
+        """``leaf(dir_fd, name, key)`` for the files under the directory ``fd`` whose keys are
+        greater than ``after`` (all if None), in sorted key order, lazily, skipping None (closes ``fd``).
 
         Sorting a directory's entries with ``name + "/"`` for subdirectories yields the global
-        string order of keys: every key below ``d`` starts with ``d/``.
+        string order of keys: every key below ``d`` starts with ``d/``. So a subdirectory ``D/``
+        whose path sorts below ``after`` and is not a prefix of it holds only keys below ``after``
+        and is skipped unopened; one sorting above it holds only greater keys, as does every
+        entry after it, so the comparisons stop there.
         """
         try:
             with os.scandir(fd) as it:
@@ -216,8 +231,17 @@ class FilesystemStore(ObjectStore):
                     if _is_key_segment(e.name)
                 )
             for sort_name, is_file in entries:
+                path = prefix + sort_name
+                below = None  # the bound to pass down into a subdirectory
+                if after is not None:
+                    if path > after:
+                        after = None  # this entry and all after it hold only greater keys
+                    elif is_file or not after.startswith(path):
+                        continue  # the key itself, or a directory of keys, at or before ``after``
+                    else:
+                        below = after  # ``after`` lies inside this directory
                 if is_file:
-                    item = leaf(fd, sort_name, prefix + sort_name)
+                    item = leaf(fd, sort_name, path)
                     if item is not None:
                         yield item
                 elif sort_name.endswith("/"):
@@ -227,7 +251,7 @@ class FilesystemStore(ObjectStore):
                         if exc.errno in _NOT_THERE:
                             continue  # removed meanwhile, or replaced by a symlink: skip
                         raise
-                    yield from self._walk(child, prefix + sort_name, leaf)
+                    yield from self._walk(child, path, leaf, below)
         finally:
             os.close(fd)
 

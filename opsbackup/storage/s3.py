@@ -365,19 +365,24 @@ class S3Store(ObjectStore):
     def list(self, prefix: str) -> Iterator[str]:
         return (key for key, _ in self.list_sizes(prefix))
 
-    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
-        """Sizes from the ``ListObjectsV2`` pages themselves: one request per 1,000 keys, no HEAD."""
+    def list_sizes(self, prefix: str, *, start_after: str | None = None) -> Iterator[tuple[str, int]]:
+        """Sizes from the ``ListObjectsV2`` pages themselves: one request per 1,000 keys, no HEAD.
+
+        ``start_after`` goes to S3 as ``StartAfter``, so the listing starts there rather than
+        paging through every key before it.
+        """
         if prefix and not prefix.endswith("/"):
             raise FormatError(f"invalid list prefix {prefix[:80]!r}: must be empty or end with '/'")
         if prefix:
             check_key(prefix[:-1])
-        return self._list(prefix)
+        extra = {} if start_after is None else {"StartAfter": self._name(start_after)}
+        return self._list(prefix, extra)
 
-    def _list(self, prefix: str) -> Iterator[tuple[str, int]]:
+    def _list(self, prefix: str, extra: dict[str, str]) -> Iterator[tuple[str, int]]:
         """``(key, size)`` in S3's order (UTF-8 bytes, which for key characters is Python's string order)."""
         cut = len(self.prefix)
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix + prefix
+            Bucket=self.bucket, Prefix=self.prefix + prefix, **extra
         )
         try:
             for page in pages:

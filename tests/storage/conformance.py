@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
 import os
 import threading
 import tracemalloc
@@ -75,11 +76,55 @@ class PatternSource(io.RawIOBase):
         return h.digest()
 
 
-def _list_sizes(store: ObjectStore, implementation: str) -> Callable[[str], Iterator[tuple[str, int]]]:
+def _list_sizes(store: ObjectStore, implementation: str) -> Callable[..., Iterator[tuple[str, int]]]:
     """The backend's ``list_sizes``, or the base class's default run on the backend."""
     if implementation == "backend":
         return store.list_sizes
     return functools.partial(ObjectStore.list_sizes, store)
+
+
+#: Keys whose string order crosses "directories" every way: a file next to a directory of
+#: the same stem (``a.x``, ``a-z``, ``a0`` around ``a/``), nested directories, a file in one.
+_START_AFTER_OBJECTS = {
+    "a-z": b"22",
+    "a.x": b"1",
+    "a/b": b"",
+    "a/c/d": b"three",
+    "a/c/e": b"four",
+    "a0": b"55555",
+    "b": b"x" * 1000,
+    "data/00/1": b"y",
+    "data/00/2": b"yy",
+    "data/0a": b"yyy",
+    "data/ff/1": b"yyyy",
+    "data/ff/2": b"yyyyy",
+}
+#: Every key (at), keys that are not stored between them (``a/bb``, ``a/c/d0``), directory
+#: paths written as keys (``a/c``, ``data/00``), string prefixes of a directory that are not
+#: directories (``data/0``), keys below a file (``a/c/d/e``), missing directories (``a/d``),
+#: and before and beyond everything.
+_START_AFTER_POINTS = [
+    *_START_AFTER_OBJECTS,
+    "0",
+    "a",
+    "a/bb",
+    "a/c",
+    "a/c/d0",
+    "a/c/d/e",
+    "a/c/zz",
+    "a/d",
+    "c",
+    "data",
+    "data/0",
+    "data/00",
+    "data/00/0",
+    "data/00/10",
+    "data/01/x",
+    "data/ff/1x",
+    "data/ff/3",
+    "data/zz/1",
+    "zzz",
+]
 
 
 def _put(store: ObjectStore, key: str, data: bytes, **kwargs: object) -> bool:
@@ -287,6 +332,53 @@ class ObjectStoreConformance:
         assert keys == sorted(keys)
         assert set(objects) - gone <= set(keys) <= set(objects)
         assert all(size == len(objects[k]) for k, size in listed)
+
+    @pytest.mark.parametrize("implementation", ["backend", "default"])
+    def test_list_sizes_start_after(self, store: ObjectStore, implementation: str) -> None:
+        """Only keys strictly after ``start_after``, in order, with their sizes, wherever it falls."""
+        list_sizes = _list_sizes(store, implementation)
+        objects = _START_AFTER_OBJECTS
+        for k, data in objects.items():
+            _put(store, k, data)
+        assert list(objects) == sorted(objects)
+        for prefix in ("", "a/c/", "data/"):  # more prefixes: test_list_sizes_start_after_edges
+            under = [(k, len(objects[k])) for k in objects if k.startswith(prefix)]
+            for start in _START_AFTER_POINTS:
+                expected = [(k, size) for k, size in under if k > start]
+                assert list(list_sizes(prefix, start_after=start)) == expected, (prefix, start)
+            assert list(list_sizes(prefix, start_after=None)) == under
+
+    @pytest.mark.parametrize("implementation", ["backend", "default"])
+    def test_list_sizes_start_after_edges(self, store: ObjectStore, implementation: str) -> None:
+        """At the last key and beyond it: empty; before the prefix: everything; not a key: refused."""
+        list_sizes = _list_sizes(store, implementation)
+        assert list(list_sizes("", start_after="a")) == []  # an empty store
+        for k in ("m/1", "m/2/x", "n"):
+            _put(store, k, k.encode())
+        assert list(list_sizes("m/", start_after="m/2/x")) == []
+        assert list(list_sizes("m/", start_after="m/3")) == []
+        assert list(list_sizes("m/", start_after="n")) == []  # beyond the prefix
+        assert list(list_sizes("m/", start_after="a/z")) == [("m/1", 3), ("m/2/x", 5)]  # before it
+        assert list(list_sizes("m/", start_after="m")) == [("m/1", 3), ("m/2/x", 5)]
+        assert list(list_sizes("", start_after="m/1")) == [("m/2/x", 5), ("n", 1)]
+        for bad in ("", "../x", "M/1", "m//1", "m/"):
+            with pytest.raises(FormatError):
+                list(list_sizes("m/", start_after=bad))
+
+    def test_list_sizes_start_after_pages_through_everything_once(self, store: ObjectStore) -> None:
+        """Resuming after each page's last key, as the server's object listing does, sees every key once."""
+        keys = [f"o/{i % 7:02x}/{i:03d}" for i in range(40)]
+        for k in keys:
+            _put(store, k, b"." * (len(k) + int(k[-3:]) % 5))
+        seen: list[tuple[str, int]] = []
+        last: str | None = None
+        while True:
+            page = list(itertools.islice(store.list_sizes("o/", start_after=last), 6))
+            if not page:
+                break
+            seen += page
+            last = page[-1][0]
+        assert seen == list(store.list_sizes("o/")) == [(k, store.size(k)) for k in sorted(keys)]
 
     def test_exists_many(self, store: ObjectStore) -> None:
         for k in ("x/1", "x/2", "y"):

@@ -142,3 +142,34 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(
         fs.put("a/new", PatternSource(3 << 20))  # type: ignore[arg-type]
     monkeypatch.undo()
     assert _all_files(fs.root) == ["a/keep"]
+
+
+def test_start_after_skips_the_directories_before_it_unscanned(
+    fs: FilesystemStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming a listing scans the directories on the way to ``start_after`` and those after it only.
+
+    The real ``os.scandir`` runs; the wrapper only records which directory each call scanned.
+    """
+    for d in range(16):
+        for n in range(3):
+            fs.put(f"o/{d:02x}/{d:02x}{n}", io.BytesIO(b"." * n))
+    scanned: list[str] = []
+    real_scandir = os.scandir
+
+    def recording_scandir(fd: int) -> object:
+        scanned.append(str(Path(os.readlink(f"/proc/self/fd/{fd}")).relative_to(fs.root)))
+        return real_scandir(fd)
+
+    monkeypatch.setattr(os, "scandir", recording_scandir)
+    listed = list(fs.list_sizes("o/", start_after="o/08/081"))
+    assert listed == [("o/08/082", 2)] + [
+        (f"o/{d:02x}/{d:02x}{n}", n) for d in range(9, 16) for n in range(3)
+    ]
+    assert scanned == ["o"] + [f"o/{d:02x}" for d in range(8, 16)]
+    scanned.clear()
+    assert list(fs.list_sizes("o/", start_after="o/0f/0f2")) == []
+    assert scanned == ["o", "o/0f"]
+    scanned.clear()
+    assert list(fs.list_sizes("o/", start_after="o/0f/zz")) == []
+    assert scanned == ["o", "o/0f"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from typing import Any
 
 import boto3
 import pytest
 
 from opsbackup.errors import FormatError, IntegrityError, LocalIOError, NotFoundError
+from opsbackup.server.routes_objects import _list_page
 from opsbackup.storage.base import ObjectStore
 from opsbackup.storage.s3 import MIN_PART_SIZE, S3Store
 from tests.s3_support import REGION, moto_endpoint, new_store
@@ -181,3 +183,33 @@ def test_list_sizes_takes_sizes_from_the_list_pages_not_one_head_per_object() ->
     listed = list(store.list_sizes("d/"))
     assert listed == [(key, i % 7) for i, key in enumerate(keys)]
     assert calls == ["ListObjectsV2", "ListObjectsV2"]
+
+
+def test_the_second_page_of_an_object_listing_does_not_list_the_first_again() -> None:
+    """The server's ``GET /v1/objects`` pages over 1,002 objects: page 2 starts where page 1 ended.
+
+    Page 1 (1,000 names, and the 1,001st to know more follow) takes two ``ListObjectsV2``. Page 2
+    used to take the same two again, skipping the first 1,000 keys; it now takes one, whose
+    ``StartAfter`` is page 1's last object's key.
+    """
+    store = new_store()
+    prefix = "accounts/" + "ab" * 16 + "/objects/"
+    names = sorted(hashlib.sha256(str(i).encode()).hexdigest() for i in range(1002))
+    raw = boto3.client("s3", endpoint_url=moto_endpoint(), region_name=REGION)
+    for i, name in enumerate(names):
+        raw.put_object(Bucket=store.bucket, Key=f"{prefix}{name[:2]}/{name}", Body=b"x" * (i % 5))
+    calls: list[tuple[str, str | None]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        calls.append((model.name, params.get("StartAfter")))
+
+    store.client.meta.events.register("provide-client-params.s3", record)
+    page1, cursor = _list_page(store, prefix, "", 1000)
+    assert [p["name"] for p in page1] == names[:1000]
+    assert cursor == names[999]
+    assert calls == [("ListObjectsV2", None), ("ListObjectsV2", None)]
+    calls.clear()
+    page2, cursor = _list_page(store, prefix, names[999], 1000)
+    assert page2 == [{"name": name, "size": i % 5} for i, name in enumerate(names) if i >= 1000]
+    assert cursor is None
+    assert calls == [("ListObjectsV2", f"{prefix}{names[999][:2]}/{names[999]}")]
