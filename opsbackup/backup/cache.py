@@ -9,12 +9,19 @@ corrupt cache is a warning and a rebuild, never an error. Tables:
 * ``packs``: data packs (name, size, source) that were present on the server when last checked;
 * ``chunks``: chunk id -> pack and length; ``listed`` is 0 for chunks of a run whose chunk index
   was never uploaded (an interrupted run), so the next run that reuses them lists them;
-* ``files``: path -> stat fingerprint and chunk list (chunk id, length); an unchanged file whose
-  chunks are all still known costs no reading;
+* ``files``: (directory, name) -> stat fingerprint and chunk list (chunk id, length); an
+  unchanged file whose chunks are all still known costs no reading. Keyed by directory so that a
+  run asks for the rows of one directory at once (one query) instead of one query per file;
 * ``manifests``: manifests already synced (host, backup id, time, hash, previous hash);
 * ``run_index``: the chunks the current run must list in its chunk index.
 
-Rows are streamed; nothing loads a whole table into memory.
+Rows are streamed; nothing loads a whole table into memory. A run holds the ``files`` rows of the
+directories it is in (the current one and its parents) and the chunk rows those files name
+(prefetched with one query per directory, at most ``_MAX_HITS`` of them), so the lookups of an
+unchanged file are dictionary lookups.
+
+Schema versions: 3 keyed ``files`` by the whole path; it is migrated to 4 in place (rows kept, so
+the first run after an upgrade reads nothing anew). Any other version is deleted and rebuilt.
 """
 
 from __future__ import annotations
@@ -26,17 +33,33 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from formats.backup_root import Source
 from opsbackup.errors import AlreadyRunningError, LocalIOError
 
 __all__ = ["SCHEMA_VERSION", "Cache", "ChunkHit", "FileRow", "PackInfo", "RunIndexRow", "cache_path"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+_MIGRATES_FROM = 3  # the previous version, migrated in place
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
 
-_SCHEMA = """
+_FILES_TABLE = """
+CREATE TABLE files(
+    dir BLOB NOT NULL,
+    name BLOB NOT NULL,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    chunks BLOB NOT NULL,
+    PRIMARY KEY(dir, name)) WITHOUT ROWID;
+"""
+_SCHEMA = (
+    _FILES_TABLE
+    + """
 CREATE TABLE sources(
     id INTEGER PRIMARY KEY,
     backup_id BLOB NOT NULL UNIQUE,
@@ -53,14 +76,6 @@ CREATE TABLE chunks(
     length INTEGER NOT NULL,
     listed INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX chunks_by_pack ON chunks(pack);
-CREATE TABLE files(
-    path BLOB PRIMARY KEY,
-    dev INTEGER NOT NULL,
-    ino INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    ctime_ns INTEGER NOT NULL,
-    chunks BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE manifests(
     host TEXT NOT NULL,
     backup_id TEXT NOT NULL,
@@ -70,7 +85,19 @@ CREATE TABLE manifests(
     PRIMARY KEY(host, backup_id)) WITHOUT ROWID;
 CREATE TABLE run_index(chunk_id BLOB PRIMARY KEY) WITHOUT ROWID;
 """
+)
 _TABLES = ("sources", "packs", "chunks", "files", "manifests", "run_index")
+#: A directory with more cached files than this is looked up one file at a time (bounded memory).
+_MAX_DIR_ROWS = 50_000
+#: At most this many prefetched chunk rows are held; a directory naming more is not prefetched.
+_MAX_HITS = 1 << 16
+#: Chunk ids per prefetch query (below SQLite's oldest limit of 999 bound variables).
+_IN_BATCH = 900
+_IN_SIZES = (8, 64, _IN_BATCH)
+_IN_QUERIES = {
+    n: "SELECT chunk_id, pack, length, listed FROM chunks WHERE chunk_id IN ({})".format(",".join("?" * n))  # noqa: S608 - only ?s
+    for n in _IN_SIZES
+}
 
 
 def _i64(value: int) -> int:
@@ -78,13 +105,15 @@ def _i64(value: int) -> int:
     return value - _U64 if value > _I64_MAX else value
 
 
-@dataclass(frozen=True)
-class ChunkHit:
-    """Where the cache says a chunk is."""
+class ChunkHit(NamedTuple):
+    """Where the cache says a chunk is (a named tuple: one is made per chunk of every unchanged file)."""
 
     pack_id: int
     length: int
     listed: bool
+
+
+_UNKNOWN = ChunkHit(-1, -1, False)  # not prefetched (a prefetched ``None`` means "not in the cache")
 
 
 @dataclass(frozen=True)
@@ -95,9 +124,11 @@ class PackInfo:
     source: int  # sources.id
 
 
-@dataclass(frozen=True)
-class FileRow:
-    """A file as it was when last backed up, and its chunks (``n x (chunk id 32 | u32 length)``)."""
+class FileRow(NamedTuple):
+    """A file as it was when last backed up, and its chunks (``n x (chunk id 32 | u32 length)``).
+
+    A named tuple, made for every row of a directory the walk enters.
+    """
 
     dev: int
     ino: int
@@ -105,6 +136,9 @@ class FileRow:
     mtime_ns: int
     ctime_ns: int
     chunks: bytes
+
+
+_NOT_LOADED: dict[bytes, FileRow] = {}  # a directory whose rows are not loaded (compared by identity)
 
 
 @dataclass(frozen=True)
@@ -138,6 +172,9 @@ class Cache:
         self.path = path
         self._lock = lock  # an flock on "<database>.lock", held until close
         self._files: list[tuple[object, ...]] = []  # file rows waiting for one executemany
+        # The files rows of the directories the walk is in (name -> row); None: too many, ask per file.
+        self._dirs: dict[bytes, dict[bytes, FileRow] | None] = {}
+        self._hits: dict[bytes, ChunkHit | None] = {}  # prefetched chunk rows (None: not in the cache)
 
     @classmethod
     def open(
@@ -189,6 +226,8 @@ class Cache:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0 and not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
                 conn.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
+            elif version == _MIGRATES_FROM:
+                _migrate_files(conn)
             elif version != SCHEMA_VERSION:
                 raise _UnusableError(f"schema version {version}, not {SCHEMA_VERSION}")
             for table in _TABLES:
@@ -211,12 +250,13 @@ class Cache:
         self._lock = -1
 
     def commit(self) -> None:
+        """Write the pending file rows and commit."""
         self._flush_files()
         self.conn.commit()
 
     def _flush_files(self) -> None:
         if self._files:
-            self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", self._files)
+            self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._files)
             self._files = []
 
     # Sources -----------------------------------------------------------------------------------
@@ -273,11 +313,16 @@ class Cache:
         assert pack_id is not None
         rows = [(cid, pack_id, length) for cid, length in chunks]
         self.conn.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, 0)", rows)
+        hits = self._hits
+        for cid, _, length in rows:
+            if cid in hits:
+                hits[cid] = ChunkHit(pack_id, length, False)
         self.conn.executemany("INSERT OR IGNORE INTO run_index VALUES (?)", ((r[0],) for r in rows))
         return pack_id
 
     def import_chunks(self, rows: Iterable[tuple[bytes, int, int]]) -> None:
         """Chunks listed by a synced chunk index: (chunk id, pack row id, length)."""
+        self._hits.clear()
         self.conn.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, 1) ON CONFLICT(chunk_id) DO UPDATE SET listed = 1 "
             "WHERE chunks.pack = excluded.pack",
@@ -285,6 +330,10 @@ class Cache:
         )
 
     def chunk(self, chunk_id: bytes) -> ChunkHit | None:
+        """Where the cache says ``chunk_id`` is (prefetched with its file's directory, if it was)."""
+        hit = self._hits.get(chunk_id, _UNKNOWN)
+        if hit is not _UNKNOWN:
+            return hit
         row = self.conn.execute(
             "SELECT pack, length, listed FROM chunks WHERE chunk_id = ?", (chunk_id,)
         ).fetchone()
@@ -308,6 +357,7 @@ class Cache:
 
     def forget_packs(self, pack_ids: Iterable[int]) -> None:
         """Packs gone from the server: forget them and their chunks (files using them are re-read)."""
+        self._hits.clear()
         for pack_id in pack_ids:
             self.conn.execute("DELETE FROM chunks WHERE pack = ?", (pack_id,))
             self.conn.execute("DELETE FROM packs WHERE id = ?", (pack_id,))
@@ -315,12 +365,58 @@ class Cache:
     # Files -------------------------------------------------------------------------------------
 
     def file(self, path: bytes) -> FileRow | None:
+        """The row of ``path`` (``dir/name``); the first lookup in a directory loads all of its rows."""
+        directory, _, name = path.rpartition(b"/")
+        rows = self._dirs.get(directory, _NOT_LOADED)
+        if rows is _NOT_LOADED:
+            rows = self._enter(directory)
+        if rows is not None:
+            return rows.get(name)
         row = self.conn.execute(
-            "SELECT dev, ino, size, mtime_ns, ctime_ns, chunks FROM files WHERE path = ?", (path,)
+            "SELECT dev, ino, size, mtime_ns, ctime_ns, chunks FROM files WHERE dir = ? AND name = ?",
+            (directory, name),
         ).fetchone()
-        if row is None:
+        return None if row is None else FileRow(*row)
+
+    def _enter(self, directory: bytes) -> dict[bytes, FileRow] | None:
+        """Load the rows of ``directory`` and prefetch their chunks; keep only its parents' rows.
+
+        The walk is depth-first, so the directories it may come back to are the parents of the
+        one it enters: their rows stay, every other directory's are dropped.
+        """
+        self._dirs = {d: r for d, r in self._dirs.items() if not d or directory.startswith(d + b"/")}
+        cur = self.conn.execute(
+            "SELECT name, dev, ino, size, mtime_ns, ctime_ns, chunks FROM files WHERE dir = ?", (directory,)
+        )
+        found = cur.fetchmany(_MAX_DIR_ROWS + 1)
+        if len(found) > _MAX_DIR_ROWS:
+            cur.close()
+            self._dirs[directory] = None
             return None
-        return FileRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bytes(row[5]))
+        rows = {r[0]: FileRow(r[1], r[2], r[3], r[4], r[5], r[6]) for r in found}
+        self._dirs[directory] = rows
+        self._prefetch([row.chunks for row in rows.values()])
+        return rows
+
+    def _prefetch(self, lists: list[bytes]) -> None:
+        """Look the chunks of ``lists`` (file rows' chunk lists) up with a few ``IN`` queries."""
+        hits = self._hits
+        # Not ids.difference_update(hits): that walks all of ``hits`` for every directory.
+        ids = {cid for c in lists for i in range(0, len(c), 36) if (cid := c[i : i + 32]) not in hits}
+        if not ids or len(ids) > _MAX_HITS:
+            return
+        if len(hits) + len(ids) > _MAX_HITS:
+            hits.clear()
+        for cid in ids:
+            hits[cid] = None
+        todo = list(ids)
+        for start in range(0, len(todo), _IN_BATCH):
+            batch = todo[start : start + _IN_BATCH]
+            # Padded (with a repeated id) to one of a few sizes: a few statements, compiled once each.
+            size = next(n for n in _IN_SIZES if n >= len(batch))
+            batch += batch[-1:] * (size - len(batch))
+            for cid, pack, length, listed in self.conn.execute(_IN_QUERIES[size], batch):
+                hits[cid] = ChunkHit(pack, length, bool(listed))
 
     def file_matches(self, row: FileRow, st: os.stat_result) -> bool:
         """Whether ``st`` is the fingerprint ``row`` was stored with."""
@@ -334,9 +430,12 @@ class Cache:
 
     def put_file(self, path: bytes, st: os.stat_result, size: int, chunks: bytes) -> None:
         """Remember a file read whole (written in batches, and at the next commit)."""
-        self._files.append(
-            (path, _i64(st.st_dev), _i64(st.st_ino), size, st.st_mtime_ns, st.st_ctime_ns, chunks)
-        )
+        directory, _, name = path.rpartition(b"/")
+        row = FileRow(_i64(st.st_dev), _i64(st.st_ino), size, st.st_mtime_ns, st.st_ctime_ns, chunks)
+        self._files.append((directory, name, *row))
+        rows = self._dirs.get(directory)
+        if rows is not None:
+            rows[name] = row
         if len(self._files) >= 1000:
             self._flush_files()
 
@@ -393,6 +492,34 @@ class Cache:
         self.conn.execute("UPDATE sources SET complete = 1 WHERE id = ?", (source_id,))
         self.add_manifest(host, backup_id, time, manifest_hash, previous)
         self.conn.commit()
+
+
+def _migrate_files(conn: sqlite3.Connection) -> None:
+    """Version 3 -> 4: ``files`` keyed by (directory, name) instead of the path, rows kept.
+
+    One transaction: an interrupted migration leaves a version-3 cache, migrated by the next run.
+    """
+    conn.execute("BEGIN")
+    try:
+        conn.execute("ALTER TABLE files RENAME TO files_v3")
+        conn.execute(_FILES_TABLE)
+        cur = conn.execute("SELECT path, dev, ino, size, mtime_ns, ctime_ns, chunks FROM files_v3")
+        while batch := cur.fetchmany(1000):
+            conn.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*_split(bytes(r[0])), *r[1:]) for r in batch],
+            )
+        conn.execute("DROP TABLE files_v3")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def _split(path: bytes) -> tuple[bytes, bytes]:
+    directory, _, name = path.rpartition(b"/")
+    return directory, name
 
 
 def remove_database(path: Path) -> None:

@@ -374,10 +374,11 @@ class _Run:
             return
         st, path = entry.st, entry.path
         mode = st.st_mode
-        meta = {"mode": mode, "uid": st.st_uid, "gid": st.st_gid, "mtime_ns": st.st_mtime_ns}
         if stat.S_ISREG(mode):
             self._file(entry, pipeline, reader)
-        elif stat.S_ISDIR(mode):
+            return
+        meta = {"mode": mode, "uid": st.st_uid, "gid": st.st_gid, "mtime_ns": st.st_mtime_ns}
+        if stat.S_ISDIR(mode):
             pipeline.add_record(Record(kind=Kind.DIR, path=path, **meta))  # type: ignore[arg-type]
         elif stat.S_ISLNK(mode):
             try:

@@ -4,11 +4,12 @@ Why spool: a chunk ref names its pack by index into the backup root's pack table
 sorted and only known once every data pack of the run is uploaded. So during the walk each
 record goes to the spool with its chunk refs packed as ``n x (chunk id | u32 per-run pack slot |
 u32 length)``; records are grouped into nodes of about ``node_target`` encoded bytes
-(``formats.tree.encoded_size``) and each group is pickled to an unlinked temporary file in the
-cache directory (written and read only by this run; the host has the files themselves, so the
-spool reveals nothing new). At the end, one node at a time, the refs get their final pack
-indexes, the stream is checked (``StreamChecker``), encoded, sealed under the metadata key and
-packed. Memory: one node, plus one small entry per node.
+(``formats.tree.encoded_size``) and each group is pickled, as tuples of plain values (a quarter
+of the cost of pickling ``Record`` objects; each record is made once, when it is sealed), to an
+unlinked temporary file in the cache directory (written and read only by this run; the host has
+the files themselves, so the spool reveals nothing new). At the end, one node at a time, the
+refs get their final pack indexes, the stream is checked (``StreamChecker``), encoded, sealed
+under the metadata key and packed. Memory: one node, plus one small entry per node.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ REF = struct.Struct(">32sII")
 OBJECT_ID_SIZE = 32
 
 SealedNode = tuple[bytes, int, bytes]  # object id, tree pack number (this run), first path
-SpoolItem = tuple[tree.Record, bytes]  # a record without its chunks, and its packed refs
+#: A spooled record: kind (as an int), path, mode, uid, gid, mtime_ns, size, link_group, target,
+#: rdev, and its packed refs (``REF``); the fields of ``tree.Record`` but its chunks.
+SpoolItem = tuple[int, bytes, int, int, int, int, int, int, bytes, int, bytes]
+_KIND = {int(kind): kind for kind in tree.Kind}
 
 
 class TreeSpool:
@@ -54,7 +58,21 @@ class TreeSpool:
         size = tree.encoded_size(record) + len(refs)
         if self._items and self._size + size > self._target:
             self._flush()
-        self._items.append((record, bytes(refs)))
+        self._items.append(
+            (
+                int(record.kind),
+                record.path,
+                record.mode,
+                record.uid,
+                record.gid,
+                record.mtime_ns,
+                record.size,
+                record.link_group,
+                record.target,
+                record.rdev,
+                bytes(refs),
+            )
+        )
         self._size += size
         self.records += 1
 
@@ -78,22 +96,25 @@ class TreeSpool:
         self._file.close()
 
 
-def _final(record: tree.Record, refs: bytes, resolve: Callable[[bytes, int], int]) -> tree.Record:
-    """``record`` with its chunk refs, their packs numbered as in the root's table."""
-    if not refs:
-        return record
-    chunks = tuple(
-        tree.ChunkRef(cid, resolve(cid, slot), length) for cid, slot, length in REF.iter_unpack(refs)
+def _record(item: SpoolItem, resolve: Callable[[bytes, int], int]) -> tree.Record:
+    """The record of a spooled item, with its chunk refs' packs numbered as in the root's table."""
+    kind, path, mode, uid, gid, mtime_ns, size, link_group, target, rdev, refs = item
+    chunks = (
+        tuple(tree.ChunkRef(cid, resolve(cid, slot), length) for cid, slot, length in REF.iter_unpack(refs))
+        if refs
+        else ()
     )
     return tree.Record(
-        kind=record.kind,
-        path=record.path,
-        mode=record.mode,
-        uid=record.uid,
-        gid=record.gid,
-        mtime_ns=record.mtime_ns,
-        size=record.size,
-        link_group=record.link_group,
+        kind=_KIND[kind],
+        path=path,
+        mode=mode,
+        uid=uid,
+        gid=gid,
+        mtime_ns=mtime_ns,
+        size=size,
+        link_group=link_group,
+        target=target,
+        rdev=rdev,
         chunks=chunks,
     )
 
@@ -129,7 +150,7 @@ def seal_tree(
             writer = None
 
     for items in spool.read_nodes():
-        records = [_final(record, refs, resolve) for record, refs in items]
+        records = [_record(item, resolve) for item in items]
         for record in records:
             checker.feed(record)
         object_id = random_bytes(OBJECT_ID_SIZE)

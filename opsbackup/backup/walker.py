@@ -13,6 +13,7 @@ import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from formats.tree import MAX_COMPONENT, path_key
 from opsbackup.backup.excludes import Excludes
@@ -21,9 +22,12 @@ from opsbackup.errors import UsageError
 __all__ = ["Entry", "StdinEntry", "Walker", "prepare_roots", "show"]
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One filesystem entry: its record path, absolute path and ``lstat`` result."""
+class Entry(NamedTuple):
+    """One filesystem entry: its record path, absolute path and ``lstat`` result.
+
+    A named tuple: one is made for every entry of the walk, several times faster than a frozen
+    dataclass.
+    """
 
     path: bytes
     abs: bytes
