@@ -186,7 +186,7 @@ def delete_vectors() -> dict[str, Any]:
             bad("upper-case host", data[: head + 4] + objs + m_bad_host, "invalid host"),
             bad("huge object count", data[:head] + b"\xff\xff\xff\xff" + data[head + 4 :], "does not fit"),
             bad("names nothing", empty, "names nothing"),
-            bad("envelopes unsorted", mans + b"\x00\x00\x00\x02" + envs[16:] + envs[:16] + basis, "not sorted"),
+            bad("envelopes unsorted", mans + b"\x00\x00\x00\x02" + envs[16:] + envs[:16] + basis, "sorted"),
             bad("envelopes duplicated", mans + b"\x00\x00\x00\x02" + envs[:16] * 2 + basis, "not sorted"),
             bad("huge envelope count", mans + b"\x00\x00\x01\x00" + envs + basis, "does not fit"),
             bad("no envelope count", mans, "truncated"),
