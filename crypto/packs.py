@@ -21,6 +21,7 @@ __all__ = [
     "OpenedPack",
     "finish_pack",
     "finish_pack_named",
+    "finish_pack_parts",
     "open_entry",
     "open_index",
     "open_pack",
@@ -43,14 +44,19 @@ def finish_pack(writer: fmt.PackWriter, key: SealingKey) -> bytes:
 
 def finish_pack_named(writer: fmt.PackWriter, key: SealingKey) -> tuple[bytes, bytes]:
     """:func:`finish_pack`, and the pack's SHA-256 (its object name) from the writer's running hash."""
+    parts, name = finish_pack_parts(writer, key)
+    return b"".join(parts), name
+
+
+def finish_pack_parts(writer: fmt.PackWriter, key: SealingKey) -> tuple[list[bytes], bytes]:
+    """Seal the writer's index under ``key``; the finished pack as parts (never joined), and its name."""
     sealed_index = key.seal(
         writer.index_plaintext(),
         obj_type=ObjectType.PACK_INDEX,
         backup_id=writer.backup_id,
         object_id=writer.body_hash(),
     )
-    data = writer.finish(sealed_index)
-    return data, writer.pack_hash()
+    return writer.finish_parts(sealed_index), writer.pack_hash()
 
 
 def open_index(tail: fmt.PackTail, key: SealingKey, *, backup_id: bytes) -> tuple[fmt.IndexEntry, ...]:

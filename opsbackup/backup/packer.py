@@ -1,8 +1,9 @@
 """Packs: sealed objects gathered into packs of a target size and uploaded on a bounded thread pool.
 
 * :class:`Uploader` PUTs packs in parallel (a data pack is finished, hashed and named on the
-  upload thread) with at most ``workers + 1`` packs in memory; completions are handled on the main
-  thread, in order, by a callback (which records data packs in the cache at once).
+  upload thread, and sent from its parts: :class:`PackBody`) with at most ``workers`` packs queued
+  or in flight; completions are handled on the main thread, in order, by a callback (which records
+  data packs in the cache at once).
 * :class:`PackRegistry` numbers every pack this run references (reused from the cache, or its
   own) with a per-run slot number; the backup root's pack table is built from it at the end.
 * :class:`DataPacker` takes sealed chunks (sealed on worker threads), fills data packs, cuts them
@@ -12,20 +13,29 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from crypto.aead import SealingKey
-from crypto.packs import finish_pack_named
+from crypto.packs import finish_pack_parts
 from crypto.primitives import sha256
 from formats.pack import ENTRY_HEADER_SIZE, INDEX_ENTRY_SIZE, PackWriter
 from formats.sealed import ObjectType
 from opsbackup.backup.cache import Cache
 from opsbackup.client.repository import Repository
 
-__all__ = ["DataPacker", "PackRegistry", "Pending", "Ready", "Slot", "Uploader"]
+__all__ = [
+    "DataPacker",
+    "PackBody",
+    "PackRegistry",
+    "Pending",
+    "Ready",
+    "Slot",
+    "Uploader",
+]
 
 T = TypeVar("T")
 OnDone = Callable[[object, bytes, int, bool], None]  # tag, name, size, created
@@ -49,19 +59,61 @@ class Ready(Generic[T]):
 Pending = Future[T] | Ready[T]
 
 
+class PackBody:
+    """A request body made of a finished pack's parts: sent part by part, never joined.
+
+    The HTTP stack (requests, urllib3) sends an iterable body of known length (``len``) with a
+    Content-Length header and one ``sendall`` per part (the parts are sealed chunks, about 1 MiB).
+    The transport re-sends a body on retry only if it is seekable: iterating starts again at the
+    first part each time, so seeking to the start is all a retry needs, and the body says so.
+    """
+
+    __slots__ = ("_parts", "_size")
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self._parts = parts
+        self._size = sum(len(part) for part in parts)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._parts)
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return 0
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Only back to the start (what a retry does): each iteration starts there anyway."""
+        if offset != 0 or whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("a pack body is only re-sent from its start")
+        return 0
+
+
 def _upload(repo: Repository, data: bytes) -> tuple[bytes, bool]:
     name = sha256(data)
     return name, repo.put_object(data, name)
 
 
 def _finish_and_upload(repo: Repository, writer: PackWriter, key: SealingKey) -> tuple[bytes, bool]:
-    """Seal the index, join the pack and PUT it, on an upload thread (one hash pass: the writer's)."""
-    data, name = finish_pack_named(writer, key)
-    return name, repo.put_object(data, name)
+    """Seal the index, finish the pack into its parts and PUT them, on an upload thread.
+
+    One hash pass (the writer's running hash) and no joined copy (``PackWriter.finish_parts``).
+    """
+    parts, name = finish_pack_parts(writer, key)
+    return name, repo.put_object(PackBody(parts), name)
 
 
 class Uploader:
-    """Uploads objects on ``workers`` threads; ``on_done(tag, name, size, created)`` runs on the caller."""
+    """Uploads objects on ``workers`` threads; ``on_done(tag, name, size, created)`` runs on the caller.
+
+    At most ``workers`` uploads are queued or in flight: each is a whole pack in memory (16 MiB),
+    so the caller waits for the oldest before handing over another rather than letting finished
+    packs pile up behind busy threads (one more pack, the one being filled, is the caller's).
+    """
 
     def __init__(self, repo: Repository, workers: int) -> None:
         self._repo = repo
@@ -73,17 +125,26 @@ class Uploader:
         self.objects = 0
         self.bytes = 0
 
-    def submit(self, data: bytes, tag: object, on_done: OnDone) -> None:
-        """Queue one upload; first wait for the oldest while ``workers + 1`` are pending."""
-        while len(self._pending) > self._workers:
+    @property
+    def pending(self) -> int:
+        """Uploads queued or in flight whose completion has not been handled yet."""
+        return len(self._pending)
+
+    def _make_room(self) -> None:
+        """Handle finished uploads; wait for the oldest while ``workers`` are pending."""
+        self.poll()
+        while len(self._pending) >= self._workers:
             self._complete_one()
+
+    def submit(self, data: bytes, tag: object, on_done: OnDone) -> None:
+        """Queue one upload (after waiting for room)."""
+        self._make_room()
         self._pending.append((self._pool.submit(_upload, self._repo, data), len(data), tag, on_done))
 
     def submit_pack(self, writer: PackWriter, key: SealingKey, tag: object, on_done: OnDone) -> None:
-        """:meth:`submit` for a pack still to be finished: hashing, sealing its index and joining
+        """:meth:`submit` for a pack still to be finished: hashing, sealing its index and finishing
         it run on the upload thread, not on the caller's (the engine's main thread)."""
-        while len(self._pending) > self._workers:
-            self._complete_one()
+        self._make_room()
         future = self._pool.submit(_finish_and_upload, self._repo, writer, key)
         self._pending.append((future, writer.final_size, tag, on_done))
 

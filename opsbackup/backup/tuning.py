@@ -29,9 +29,9 @@ class Tuning:
     node_target: int = 1 * MiB  # cut tree nodes at about this size
     read_block: int = 8 * MiB  # bytes per read() of a file
     chunker: ChunkerParams = field(default_factory=ChunkerParams)
-    inflight_bytes: int = 32 * MiB  # chunk bytes read but not yet decided or packed
+    inflight_bytes: int = 16 * MiB  # chunk bytes read but not yet decided or packed (2 max chunks)
     inline_below: int = 64 * 1024  # smaller chunks are hashed and sealed on the calling thread
-    upload_workers: int = 3  # packs uploaded at once (one more may wait, finished, in memory)
+    upload_workers: int = 2  # packs queued or uploading at once (each is a pack in memory)
     racy_window_ns: int = 1_000_000_000  # files changed this recently are not trusted from the cache
     compression_level: int = 3
     sync_workers: int = 4  # chunk indexes fetched at once while rebuilding the cache

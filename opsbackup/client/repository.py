@@ -49,8 +49,12 @@ class Repository:
 
     # Objects -----------------------------------------------------------------------------------
 
-    def put_object(self, data: bytes | IO[bytes], name: bytes) -> bool:
-        """Upload an object whose SHA-256 is ``name``; True if created, False if already there."""
+    def put_object(self, data: bytes | IO[bytes] | Iterable[bytes], name: bytes) -> bool:
+        """Upload an object whose SHA-256 is ``name``; True if created, False if already there.
+
+        ``data`` may be an iterable of parts (a finished pack never joined); it is re-sent on a
+        retry only if it is seekable (``opsbackup.backup.packer.PackBody``) or ``bytes``.
+        """
         response = self.transport.put_stream(f"/v1/objects/{name.hex()}", data)
         return response.status_code == 201
 
