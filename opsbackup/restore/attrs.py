@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 from collections.abc import Iterator
 
 from formats.tree import Record
@@ -23,21 +24,28 @@ _EXAMPLES = 3
 
 
 class Warnings:
-    """Problems that did not stop the restore, grouped by kind: one line per kind."""
+    """Problems that did not stop the restore, grouped by kind: one line per kind.
+
+    Thread-safe: restore workers finish files (and may warn) while other workers do the same.
+    """
 
     def __init__(self) -> None:
         self._kinds: dict[str, list[bytes]] = {}
         self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def add(self, kind: str, path: bytes) -> None:
-        self._counts[kind] = self._counts.get(kind, 0) + 1
-        examples = self._kinds.setdefault(kind, [])
-        if len(examples) < _EXAMPLES:
-            examples.append(path)
+        with self._lock:
+            self._counts[kind] = self._counts.get(kind, 0) + 1
+            examples = self._kinds.setdefault(kind, [])
+            if len(examples) < _EXAMPLES:
+                examples.append(path)
 
     def lines(self) -> list[str]:
         out = []
-        for kind, examples in self._kinds.items():
+        with self._lock:
+            kinds = [(kind, list(examples)) for kind, examples in self._kinds.items()]
+        for kind, examples in kinds:
             count = self._counts[kind]
             shown = ", ".join(show(p) for p in examples) + (", ..." if count > len(examples) else "")
             out.append(f"{kind}: {count} entr{'y' if count == 1 else 'ies'} ({shown})")

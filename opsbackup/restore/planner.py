@@ -26,6 +26,9 @@ class FileJob:
     path: bytes
     record: Record  # the FILE record whose mode, owner and mtime the file gets
     chunks: list[ChunkRef] = field(default_factory=list)
+    #: Its chunks come from more than one pack, so several threads write it (else one pack's
+    #: worker creates, fills and finishes it alone).
+    multi_pack: bool = False
 
 
 @dataclass
@@ -108,6 +111,8 @@ def make_plan(records: Sequence[Record], root: BackupRoot, paths: Sequence[bytes
 def _place(plan: Plan, root: BackupRoot, index: int, job: FileJob) -> int:
     """Record where each chunk of ``job`` goes; returns the file's size."""
     offset = 0
+    packs = {ref.pack for ref in job.chunks}
+    job.multi_pack = len(packs) > 1
     for ref in job.chunks:
         if not 0 <= ref.pack < len(root.packs) or root.packs[ref.pack].kind is not PackKind.DATA:
             raise FormatError(f"a chunk of {show(job.path)} names pack {ref.pack}, which is not a data pack")

@@ -26,7 +26,18 @@ from typing import cast
 from opsbackup.errors import LocalIOError
 from opsbackup.restore.paths import show, split
 
-__all__ = ["DIR_FLAGS", "HAS_SYNCFS", "PREFIX", "Staging", "local_io", "open_dir_at", "sync_filesystem"]
+__all__ = [
+    "DIR_FLAGS",
+    "HAS_SYNCFS",
+    "PREFIX",
+    "DirFds",
+    "NewFiles",
+    "Staging",
+    "local_io",
+    "open_dir_at",
+    "pwrite_all",
+    "sync_filesystem",
+]
 
 PREFIX = ".opsbackup-restore-"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -86,6 +97,108 @@ def open_dir_at(base_fd: int, path: bytes) -> int:
     return fd
 
 
+class DirFds:
+    """Cached fds of the directories below ``base``, each opened from its deepest cached ancestor.
+
+    Not thread-safe: the staging's own cache is used under its lock, and each thread that creates
+    files (:class:`NewFiles`) keeps one of its own, so creating a file never waits for a lock.
+    """
+
+    def __init__(self, base: int, size: int = _DIR_CACHE) -> None:
+        self._base, self._size = base, size
+        self._cache: collections.OrderedDict[bytes, int] = collections.OrderedDict()
+
+    def get(self, path: bytes) -> int:
+        """An fd of directory ``path`` below the base (valid until the next call)."""
+        if not path:
+            return self._base
+        cache = self._cache
+        found = cache.get(path)
+        if found is not None:
+            cache.move_to_end(path)
+            return found
+        parts = path.split(b"/")
+        depth, base = len(parts) - 1, self._base
+        while depth > 0:
+            found = cache.get(b"/".join(parts[:depth]))
+            if found is not None:
+                cache.move_to_end(b"/".join(parts[:depth]))
+                base = found
+                break
+            depth -= 1
+        for j in range(depth, len(parts)):
+            base = os.open(parts[j], DIR_FLAGS, dir_fd=base)
+            cache[b"/".join(parts[: j + 1])] = base
+        while len(cache) > self._size:
+            os.close(cache.popitem(last=False)[1])
+        return base
+
+    def close(self) -> None:
+        for fd in self._cache.values():
+            os.close(fd)
+        self._cache.clear()
+
+
+def pwrite_all(fd: int, buffers: Sequence[Buffer], offset: int) -> None:
+    """Write ``buffers`` back to back from ``offset`` of ``fd`` (``pwritev``, short writes resumed)."""
+    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    while views:
+        written = (
+            os.pwritev(fd, views[:_IOV_MAX], offset) if _HAS_PWRITEV else os.pwrite(fd, views[0], offset)
+        )
+        offset += written
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
+
+
+class NewFiles:
+    """Files that one thread alone creates and fills: no lock, and no fd shared with another thread.
+
+    A restore gives each pack's worker one of these for the files whose chunks all come from that
+    pack (most small files): the first write creates the file (exclusively, like every staged entry)
+    and the caller closes it once it is complete, so such a file costs one ``open``, its writes and
+    one ``close``. Files other threads also write go through :meth:`Staging.write_run` instead.
+    """
+
+    def __init__(self, staging_fd: int) -> None:
+        self._dirs = DirFds(staging_fd)
+        self._fds: collections.OrderedDict[int, int] = collections.OrderedDict()  # file index -> fd
+        self._created: set[int] = set()  # files created by this thread and closed before completion
+
+    def write(self, index: int, path: bytes, buffers: Sequence[Buffer], offset: int) -> int:
+        """Write ``buffers`` at ``offset`` of staged file ``path``, creating it on the first write;
+        returns its fd, open until :meth:`close`."""
+        with local_io("cannot write", path):
+            fd = self._fds.get(index)
+            if fd is None:
+                parent, name = split(path)
+                flags = _FILE_FLAGS if index in self._created else _FILE_FLAGS | os.O_CREAT | os.O_EXCL
+                fd = self._fds[index] = os.open(name, flags, 0o600, dir_fd=self._dirs.get(parent))
+                self._created.discard(index)
+                while len(self._fds) > _FILE_CACHE:  # interleaved files: reopen later, do not re-create
+                    evicted, old = self._fds.popitem(last=False)
+                    self._created.add(evicted)
+                    os.close(old)
+            else:
+                self._fds.move_to_end(index)
+            pwrite_all(fd, buffers, offset)
+        return fd
+
+    def close(self, index: int) -> None:
+        """Close file ``index`` (it is complete)."""
+        os.close(self._fds.pop(index))
+
+    def close_all(self) -> None:
+        """Close every fd this thread holds (files and directories)."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        self._dirs.close()
+
+
 class Staging:
     """A fresh private directory inside the target, and fd-relative creation inside it."""
 
@@ -98,7 +211,7 @@ class Staging:
         self.dev = os.fstat(self.fd).st_dev
         self.dirs: set[bytes] = set()
         self.children: dict[bytes, list[bytes]] = {}  # parent path -> names created in it
-        self._dir_fds: collections.OrderedDict[bytes, int] = collections.OrderedDict()
+        self._dirs = DirFds(self.fd)
         self._file_fds: collections.OrderedDict[int, list[int]] = collections.OrderedDict()  # [fd, users]
         self._lock = threading.Lock()
 
@@ -106,24 +219,7 @@ class Staging:
 
     def _dir(self, path: bytes) -> int:
         """A cached fd of staged directory ``path`` (valid until the next call)."""
-        if not path:
-            return self.fd
-        cache = self._dir_fds
-        parts = path.split(b"/")
-        depth, base = len(parts), self.fd
-        while depth > 0:
-            found = cache.get(b"/".join(parts[:depth]))
-            if found is not None:
-                cache.move_to_end(b"/".join(parts[:depth]))
-                base = found
-                break
-            depth -= 1
-        for j in range(depth, len(parts)):
-            base = os.open(parts[j], DIR_FLAGS, dir_fd=base)
-            cache[b"/".join(parts[: j + 1])] = base
-        while len(cache) > _DIR_CACHE:
-            os.close(cache.popitem(last=False)[1])
-        return base
+        return self._dirs.get(path)
 
     def open_dir(self, path: bytes) -> int:
         """A new fd of staged directory ``path`` (the caller closes it)."""
@@ -144,10 +240,23 @@ class Staging:
         self._note(path)
 
     def create_file(self, path: bytes) -> None:
+        os.close(self.create_open(path))
+
+    def create_open(self, path: bytes) -> int:
+        """Create staged regular file ``path`` (exclusively) and return a write fd of it."""
         with self._lock, local_io("cannot create", path):
             parent, name = split(path)
-            os.close(os.open(name, _FILE_FLAGS | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=self._dir(parent)))
+            fd = os.open(name, _FILE_FLAGS | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=self._dir(parent))
         self._note(path)
+        return fd
+
+    def note_file(self, path: bytes) -> None:
+        """Count ``path`` in the staged tree now; a :class:`NewFiles` of a worker creates it later."""
+        self._note(path)
+
+    def new_files(self) -> NewFiles:
+        """Lock-free creation and writes for files only the calling thread fills (close it after)."""
+        return NewFiles(self.fd)
 
     def write(self, index: int, path: bytes, data: bytes, offset: int) -> None:
         """Write ``data`` at ``offset`` of staged file ``path`` (number ``index``); thread-safe."""
@@ -162,19 +271,7 @@ class Staging:
         with local_io("cannot write", path):
             fd = self._acquire(index, path)
             try:
-                views = [memoryview(b).cast("B") for b in buffers if len(b)]
-                while views:
-                    written = (
-                        os.pwritev(fd, views[:_IOV_MAX], offset)
-                        if _HAS_PWRITEV
-                        else os.pwrite(fd, views[0], offset)
-                    )
-                    offset += written
-                    while views and written >= len(views[0]):
-                        written -= len(views[0])
-                        views.pop(0)
-                    if written:
-                        views[0] = views[0][written:]
+                pwrite_all(fd, buffers, offset)
             finally:
                 self._release(index)
 
@@ -257,9 +354,7 @@ class Staging:
         """Close every fd this staging holds (the directory stays)."""
         self.close_files()
         with self._lock:
-            for fd in self._dir_fds.values():
-                os.close(fd)
-            self._dir_fds.clear()
+            self._dirs.close()
 
     def remove(self) -> None:
         """Close everything and delete the staging directory and all it holds (never following links)."""

@@ -4,8 +4,10 @@ Order (docs/design.md, "Restore order"): select and check the records, plan the 
 chunks per pack, unwrap every data key the plan needs (a wrong key fails before anything is
 fetched), create the staging directory, create directories and empty files, fetch the needed
 packs in parallel (each checked against the signed object list, opened under its source's key),
-write each verified chunk at its offsets, then fsync every file and set its owner, mode and time,
-make hard links, symlinks and special files. Until here the target holds nothing new but the
+write each verified chunk at its offsets; a file whose chunks all come from one pack is created by
+that pack's worker and gets its owner, mode and time as soon as its last byte is written, the
+others once every pack is done. Then hard links, symlinks and special files; one ``syncfs`` (or an
+fsync per file where that is missing). Until here the target holds nothing new but the
 staging directory; any failure removes it and leaves the target as it was (even its times).
 Then the staged entries are moved into the target (planned first, so a conflict refuses before
 the first move) and directories get their metadata, deepest first.
@@ -17,7 +19,7 @@ import contextlib
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from crypto.dedup import ChunkIdKey
@@ -34,7 +36,7 @@ from opsbackup.restore.paths import normalize, show, split
 from opsbackup.restore.planner import Plan, make_plan
 from opsbackup.restore.results import RestoreResult
 from opsbackup.restore.selection import select
-from opsbackup.restore.staging import DIR_FLAGS, HAS_SYNCFS, Staging, local_io, open_dir_at, sync_filesystem
+from opsbackup.restore.staging import DIR_FLAGS, HAS_SYNCFS, DirFds, Staging, local_io, sync_filesystem
 from opsbackup.restore.tree_reader import Snapshot
 
 __all__ = ["DEFAULT_WORKERS", "restore"]
@@ -47,10 +49,20 @@ RUN_BYTES = 8 << 20
 
 
 class _Run:
-    """Verified chunks that follow each other in one file, written with one ``pwritev``."""
+    """One pack's verified chunks, gathered into runs that follow each other in one file.
 
-    def __init__(self, staging: Staging, plan: Plan, progress: Progress) -> None:
-        self._staging, self._plan, self._progress = staging, plan, progress
+    A run is written with one ``pwritev``. A file whose chunks all come from this pack is created
+    by its first run (:class:`NewFiles`, no lock) and finished (``finish``: size check, owner,
+    mode, time) by the run that completes it, on the same fd; other files go through the
+    staging's shared fds and are finished after every pack.
+    """
+
+    def __init__(
+        self, staging: Staging, plan: Plan, progress: Progress, finish: Callable[[int, int], None]
+    ) -> None:
+        self._staging, self._plan, self._progress, self._finish = staging, plan, progress, finish
+        self._new = staging.new_files()
+        self._left: dict[int, int] = {}  # file index -> bytes still to write (own files begun)
         self._file = -1
         self._start = self._end = 0
         self._buffers: list[bytes] = []
@@ -66,12 +78,29 @@ class _Run:
     def flush(self) -> None:
         if not self._buffers:
             return
-        path = self._plan.files[self._file].path
-        self._staging.write_run(self._file, path, self._buffers, self._start)
+        index = self._file
+        job = self._plan.files[index]
         size = self._end - self._start
+        if job.multi_pack:
+            self._staging.write_run(index, job.path, self._buffers, self._start)
+        else:
+            fd = self._new.write(index, job.path, self._buffers, self._start)
+            left = self._left.get(index, job.record.size) - size
+            if left:
+                self._left[index] = left
+            else:
+                self._left.pop(index, None)
+                try:
+                    self._finish(index, fd)
+                finally:
+                    self._new.close(index)
         self.done += size
         self._progress.advance(size)
         self._buffers = []
+
+    def close(self) -> None:
+        """Close this pack's fds (every own file is complete and closed when nothing failed)."""
+        self._new.close_all()
 
 
 def _is_root() -> bool:
@@ -186,37 +215,59 @@ def _build(
     """Everything up to (not including) the move, inside ``staging``."""
     for rec in plan.dirs:
         staging.mkdir(rec.path)
-    for job in plan.files:
-        staging.create_file(job.path)
+    bulk_sync = HAS_SYNCFS  # one syncfs before the move; without it, each file is fsynced
+    finished = [False] * len(plan.files)
+
+    def finish(index: int, fd: int) -> None:
+        """Check a complete staged file's size, then set its owner, mode and time (on its fd)."""
+        job = plan.files[index]
+        with local_io("cannot finish", job.path):
+            if os.fstat(fd).st_size != job.record.size:
+                raise LocalIOError(f"staged file {show(job.path)} does not have its {job.record.size} bytes")
+            if not bulk_sync:
+                os.fsync(fd)
+            apply_fd(fd, job.record, owners=owners, warnings=warnings, path=job.path)
+        finished[index] = True
+
+    for index, job in enumerate(plan.files):
+        if not job.chunks:  # empty: created and finished here
+            fd = staging.create_open(job.path)
+            try:
+                finish(index, fd)
+            finally:
+                os.close(fd)
+        elif job.multi_pack:  # written by several threads through the staging's shared fds
+            staging.create_file(job.path)
+        else:  # created by the worker of its one pack
+            staging.note_file(job.path)
     progress.stage("restore", total=plan.total_bytes, unit="B")
     root, sizes = snapshot.root, snapshot.sizes
 
     def fetch(index: int) -> int:
         pack = fetch_data_pack(account.repo, root, sizes, keys, index)
-        run = _Run(staging, plan, progress)
-        for chunk_id, use in plan.packs[index].items():
-            data = pack.chunk(chunk_id, use.length, chunk_ids, release=True)  # verified, then queued
-            for file_index, offset in use.places:
-                run.add(file_index, offset, data)
-        run.flush()
+        run = _Run(staging, plan, progress, finish)
+        try:
+            for chunk_id, use in plan.packs[index].items():
+                data = pack.chunk(chunk_id, use.length, chunk_ids, release=True)  # verified, then queued
+                for file_index, offset in use.places:
+                    run.add(file_index, offset, data)
+            run.flush()
+        finally:
+            run.close()
         return run.done
 
     parallel(
         fetch, sorted(plan.packs), workers=workers or min(DEFAULT_WORKERS, account.repo.transport.workers)
     )
     staging.close_files()
-    bulk_sync = HAS_SYNCFS  # one syncfs before the move; without it, each file is fsynced here
-    for job in plan.files:
+    for index, job in enumerate(plan.files):
+        if finished[index]:
+            continue
+        if not job.multi_pack:  # every chunk was written, so its last run finished it
+            raise LocalIOError(f"staged file {show(job.path)} was not completed")
         fd = staging.open_file(job.path)
         try:
-            with local_io("cannot finish", job.path):
-                if os.fstat(fd).st_size != job.record.size:
-                    raise LocalIOError(
-                        f"staged file {show(job.path)} does not have its {job.record.size} bytes"
-                    )
-                if not bulk_sync:
-                    os.fsync(fd)
-                apply_fd(fd, job.record, owners=owners, warnings=warnings, path=job.path)
+            finish(index, fd)
         finally:
             os.close(fd)
     for path, existing in plan.links:
@@ -253,19 +304,21 @@ def _parent(staging: Staging, path: bytes) -> Iterator[tuple[int, bytes]]:
 def _finish_dirs(target_fd: int, plan: Plan, moves: MovePlan, owners: bool, warnings: Warnings) -> None:
     """Directory metadata, deepest first, on the moved entries; pre-existing ancestors are left alone."""
     merged = set(moves.merged)
-    for rec in reversed(plan.dirs):
-        if rec.path in merged and not plan.is_selected(rec.path):
-            continue
-        try:
-            fd = open_dir_at(target_fd, rec.path)
-        except OSError:
-            warnings.add("could not set the metadata of a directory", rec.path)
-            continue
-        try:
-            apply_fd(fd, rec, owners=owners, warnings=warnings, path=rec.path)
-            if not HAS_SYNCFS:  # else one syncfs (in restore) covers every directory
-                os.fsync(fd)
-        except OSError:
-            warnings.add("could not set the metadata of a directory", rec.path)
-        finally:
-            os.close(fd)
+    dirs = DirFds(target_fd)  # each directory opened from its cached parent, not from the target
+    try:
+        for rec in reversed(plan.dirs):
+            if rec.path in merged and not plan.is_selected(rec.path):
+                continue
+            try:
+                fd = dirs.get(rec.path)
+            except OSError:
+                warnings.add("could not set the metadata of a directory", rec.path)
+                continue
+            try:
+                apply_fd(fd, rec, owners=owners, warnings=warnings, path=rec.path)
+                if not HAS_SYNCFS:  # else one syncfs (in restore) covers every directory
+                    os.fsync(fd)
+            except OSError:
+                warnings.add("could not set the metadata of a directory", rec.path)
+    finally:
+        dirs.close()
