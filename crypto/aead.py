@@ -112,7 +112,9 @@ class SealingKey:
         # fields (``formats.sealed.join``), so one join makes the object without splitting it.
         return b"".join((nonce, self._commitment, self._aead.encrypt(nonce, plaintext, aad)))
 
-    def open(self, sealed: bytes, *, obj_type: fmt.ObjectType, backup_id: bytes, object_id: bytes) -> bytes:
+    def open(
+        self, sealed: bytes | memoryview, *, obj_type: fmt.ObjectType, backup_id: bytes, object_id: bytes
+    ) -> bytes:
         """The plaintext of ``sealed``, which must have been sealed for exactly this AAD.
 
         The commitment is compared (constant time) before GCM runs. Every failure, including a
@@ -121,7 +123,7 @@ class SealingKey:
         aad = fmt.aad(obj_type, backup_id, object_id)
         if not fmt.OVERHEAD <= len(sealed) <= fmt.MAX_SEALED:
             try:
-                fmt.split(sealed)  # raises the format's own message for a bad length
+                fmt.split(bytes(sealed))  # raises the format's own message for a bad length
             except FormatError as exc:
                 raise IntegrityError(f"cannot open sealed object: {exc}") from None
         view = memoryview(sealed)

@@ -56,6 +56,15 @@ class Reader:
         self._pos += n
         return out
 
+    def view(self, n: int) -> memoryview:
+        """The next ``n`` bytes without a copy: a view into the decoded buffer (for large fields,
+        such as a pack's sealed entries; it keeps that buffer alive and changes if it does)."""
+        if n < 0 or self.remaining < n:
+            raise self.error(f"truncated (needs {n} bytes, {max(self.remaining, 0)} left)")
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return out
+
     def u8(self) -> int:
         return int(_U8.unpack(self.take(1))[0])
 

@@ -152,7 +152,7 @@ class PackWriter:
         grown = self.final_size + ENTRY_HEADER_SIZE + sealed_length + INDEX_ENTRY_SIZE
         return len(self._index) < MAX_ENTRIES and grown <= MAX_PACK_SIZE
 
-    def add(self, object_type: ObjectType, object_id: bytes, sealed: bytes) -> IndexEntry:
+    def add(self, object_type: ObjectType, object_id: bytes, sealed: bytes | memoryview) -> IndexEntry:
         """Append one sealed object; returns where its sealed bytes will be. ``ValueError`` if invalid."""
         if self._done:
             raise ValueError("this pack is finished")
@@ -288,7 +288,7 @@ def decode_hashed(
     seen: set[bytes] = set()
     while (code := r.u8()) != END_MARKER:
         obj_type, object_id, length = _entry_head(r, code, len(entries), seen)
-        entries.append(PackEntry(obj_type, object_id, r.take(length)))
+        entries.append(PackEntry(obj_type, object_id, r.view(length)))  # no copy of the entry
     if not entries:
         raise r.error("a pack holds at least one entry")
     if body is not None and body[0] == r.offset:

@@ -74,11 +74,15 @@ PACKABLE_TYPES = frozenset({ObjectType.DATA_CHUNK, ObjectType.TREE_NODE})
 
 @dataclass(frozen=True)
 class PackEntry:
-    """One entry: the sealed object's type and id (both bound into its AAD) and its bytes."""
+    """One entry: the sealed object's type and id (both bound into its AAD) and its bytes.
+
+    A decoded pack's entries are views into the pack's bytes (no 16 MiB copy per pack); build
+    entries with ``bytes``.
+    """
 
     object_type: ObjectType
     object_id: bytes
-    sealed: bytes
+    sealed: bytes | memoryview
 
 
 @dataclass(frozen=True)
