@@ -68,6 +68,15 @@ def test_good_vector_opens_to_its_entries() -> None:
         assert GOOD[w["offset"] : w["offset"] + w["length"]] == entry.sealed
 
 
+def test_decoded_entries_are_views_into_the_pack_not_copies() -> None:
+    data = bytes(GOOD)
+    decoded = pack.decode(data)
+    for entry, w in zip(decoded.entries, VECTORS["good"]["entries"], strict=True):
+        assert isinstance(entry.sealed, memoryview)
+        assert entry.sealed.obj is data  # no 16 MiB copy per pack on restore
+        assert entry.sealed == data[w["offset"] : w["offset"] + w["length"]]
+
+
 def test_good_vector_reencodes_and_rebuilds_exactly() -> None:
     assert pack.encode(pack.decode(GOOD)) == GOOD
     k = SealingKey(KEY)
