@@ -63,7 +63,7 @@ __all__ = [
 #: A pending record older than this (server seconds) belongs to a request that died: ignored and removed.
 PENDING_TTL = 3600
 #: A request stops before its next write once it has run this long, well inside the TTL (and
-#: leaving half an hour for the clocks of two instances to differ).
+#: leaving 45 minutes for the clocks of two instances to differ).
 DEADLINE = PENDING_TTL // 4
 _HEADER = struct.Struct(">Q")
 

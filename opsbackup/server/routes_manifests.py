@@ -158,16 +158,21 @@ async def put_manifest(request: Request) -> Response:
         finally:
             pending.drop(s.store, record)
 
-    def store_it(started: float) -> bool:
+    def refusal(started: float) -> ApiError | None:
+        """What keeps the manifest from being stored: a delete in progress, or missing objects."""
         doomed_objects, doomed_envelopes = _doomed(s.store, account, body, started)
-        missing = None if doomed_objects or doomed_envelopes else _missing_objects(s.store, account, body)
-        if missing is None or missing:
+        if doomed_objects or doomed_envelopes:
+            return _doomed_error(doomed_objects, doomed_envelopes)
+        missing = _missing_objects(s.store, account, body)
+        return _missing_error(missing) if missing else None
+
+    def store_it(started: float) -> bool:
+        refused = refusal(started)
+        if refused is not None:
             try:  # a retry of a manifest stored earlier is answered as before: it is published
                 return same_as_stored()
             except NotFoundError:
-                if missing is None:
-                    raise _doomed_error(doomed_objects, doomed_envelopes) from None
-                raise _missing_error(missing) from None
+                raise refused from None
         _check_envelopes(s.store, account, body)
         pending.check_deadline(started, s.clock(), "storing the manifest")
         if s.store.put(key, io.BytesIO(data), overwrite=False):
