@@ -120,9 +120,10 @@ class DirFds:
         parts = path.split(b"/")
         depth, base = len(parts) - 1, self._base
         while depth > 0:
-            found = cache.get(b"/".join(parts[:depth]))
+            ancestor = b"/".join(parts[:depth])
+            found = cache.get(ancestor)
             if found is not None:
-                cache.move_to_end(b"/".join(parts[:depth]))
+                cache.move_to_end(ancestor)
                 base = found
                 break
             depth -= 1
